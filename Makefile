@@ -1,0 +1,29 @@
+# Every target sets up its own environment on a fresh clone: .venv is created and
+# the pinned dependencies installed the first time (and again when pyproject.toml changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: e2e test demo report clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## e2e: the live acceptance run (demo portfolio unless HF_HOME is set)
+e2e: $(STAMP)
+	$(BIN)/behave --tags=@live_e2e
+
+## test: the suite's own tests
+test: $(STAMP)
+	$(BIN)/pytest
+
+## demo: build the demo portfolio (a no-op when it is up to date)
+demo: $(STAMP)
+	$(BIN)/python -m support.demo_portfolio build
+
+clean:
+	rm -rf reports .cache/demo-portfolio

@@ -1,0 +1,1 @@
+"""Tested helpers behind the mlx-e2e steps and hooks."""
