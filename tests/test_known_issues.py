@@ -1,0 +1,162 @@
+"""Known issues registry: validation and matching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support.errors import ConfigError, SuiteError
+from support.known_issues import KnownIssue, Registry, VersionRange, load
+
+REPO = Path(__file__).resolve().parents[1]
+
+ENTRIES = '''
+[[issue]]
+id = "KI-001"
+title = "Streamed replies lose their last token"
+kind = "product"
+models = ["mlx-community/*-4bit"]
+scenario = "A streamed chat reply*"
+sut = ">=2.0.0,<2.1"
+evidence = "mlxk serve; curl -N ... ends early"
+link = "https://example.org/issues/1"
+
+[[issue]]
+id = "KI-002"
+title = "Base model rambles"
+kind = "model"
+models = ["org/base"]
+tags = ["portfolio.text", "@slow"]
+evidence = "mlxk run org/base 'Say hi' never stops"
+'''
+
+STREAM = "A streamed chat reply ends with a stop reason (mlx-community/Qwen-4bit) -- @1.1 "
+FOUR_BIT = "mlx-community/Qwen-4bit"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """A registry file with text."""
+    path = tmp_path / "known_issues.toml"
+    path.write_text(text)
+    return path
+
+
+def entry(**fields: object) -> str:
+    """One [[issue]] table: a valid product entry with fields replaced (None drops one)."""
+    values: dict[str, object] = {"id": "KI-009", "title": "t", "kind": "product",
+                                 "models": ["*"], "scenario": "*", "evidence": "seen"}
+    values.update(fields)
+    lines = [f"{key} = {_toml(value)}" for key, value in values.items() if value is not None]
+    return "[[issue]]\n" + "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    """A TOML literal for a str, int or list of str."""
+    if isinstance(value, list):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    """The two entries of ENTRIES."""
+    return load(write(tmp_path, ENTRIES))
+
+
+def test_the_repository_registry_loads() -> None:
+    assert load(REPO / "features" / "known_issues.toml").entries == ()
+
+
+def test_empty_registry_matches_nothing(tmp_path: Path) -> None:
+    empty = load(write(tmp_path, "# nothing registered\n"))
+    assert empty.entries == ()
+    assert empty.match(FOUR_BIT, STREAM, [], "2.0.8") is None
+
+
+def test_entries_are_loaded_in_file_order(registry) -> None:
+    first, second = registry.entries
+    assert first == KnownIssue(
+        id="KI-001", title="Streamed replies lose their last token", kind="product",
+        models=("mlx-community/*-4bit",), evidence="mlxk serve; curl -N ... ends early",
+        scenario="A streamed chat reply*", sut=VersionRange.parse(">=2.0.0,<2.1"),
+        link="https://example.org/issues/1")
+    assert second.tags == frozenset({"portfolio.text", "slow"})
+    assert second.scenario is second.sut is second.link is None
+
+
+def test_match_by_model_glob(registry) -> None:
+    assert registry.match(FOUR_BIT, STREAM, [], "2.0.8").id == "KI-001"
+    assert registry.match("mlx-community/Qwen-8bit", STREAM, [], "2.0.8") is None
+    assert registry.match("MLX-community/Qwen-4bit", STREAM, [], "2.0.8") is None
+
+
+def test_match_by_scenario_glob(registry) -> None:
+    assert registry.match(FOUR_BIT, "A chat reply (x) -- @1.1 ", [], "2.0.8") is None
+
+
+def test_match_needs_all_tags(registry) -> None:
+    assert registry.match("org/base", "any", ["portfolio.text", "slow", "x"], "2.0.8").id \
+        == "KI-002"
+    assert registry.match("org/base", "any", ["@portfolio.text", "@slow"], "2.0.8").id \
+        == "KI-002"
+    assert registry.match("org/base", "any", ["portfolio.text"], "2.0.8") is None
+
+
+@pytest.mark.parametrize(("version", "inside"), [
+    ("2.0.0", True), ("2.0.8", True), ("2.0.10", True), ("2.0.8rc1", True),
+    ("1.9.9", False), ("2.1", False), ("2.1.0", False), ("10.0.0", False)])
+def test_match_by_sut_range(registry, version: str, inside: bool) -> None:
+    assert (registry.match(FOUR_BIT, STREAM, [], version) is not None) is inside
+
+
+def test_no_sut_range_matches_every_version(registry) -> None:
+    assert registry.match("org/base", "x", ["portfolio.text", "slow"], "99.1").id == "KI-002"
+
+
+def test_unusable_sut_version_is_one_line_error(registry) -> None:
+    with pytest.raises(SuiteError, match=r"^cannot compare the SUT version 'unknown'"):
+        registry.match(FOUR_BIT, STREAM, [], "unknown")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    (entry(modles=["*"]), "known issue KI-009: unknown keys modles (known: id, title,"),
+    (entry(id=None), "known issue entry 1: missing id"),
+    (entry(title=None), "known issue KI-009: missing title"),
+    (entry(kind=None), "known issue KI-009: missing kind"),
+    (entry(evidence=None), "known issue KI-009: missing evidence"),
+    (entry(models=None), "known issue KI-009: missing models"),
+    (entry(kind="flaky"), "known issue KI-009: kind 'flaky' is not one of product, model"),
+    (entry(sut=">=2.0,~2.1"), "known issue KI-009: sut: bad version clause '~2.1'"),
+    (entry(sut="2.0"), "known issue KI-009: sut: bad version clause '2.0'"),
+    (entry(scenario=None), "known issue KI-009: needs a scenario glob or tags"),
+    (entry(models=[]), "known issue KI-009: models must be a non-empty list of strings"),
+    (entry(tags="slow"), "known issue KI-009: tags must be a non-empty list of strings"),
+    (entry(evidence=""), "known issue KI-009: evidence must be a non-empty string"),
+    (entry(id=7), "known issue entry 1: id must be a non-empty string"),
+    (entry(tags=[]), "known issue KI-009: tags must be a non-empty list of strings"),
+    (entry() + entry(), "duplicate issue ids KI-009"),
+    ('title = "x"\n', "unknown top-level keys ['title']"),
+    ("issue = 3\n", "'issue' must be a list of [[issue]] tables"),
+    ("[[issue]\n", "not valid TOML: "),
+])
+def test_validation_errors_are_one_line(tmp_path: Path, text: str, problem: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: {problem}")
+    assert "\n" not in message
+
+
+def test_missing_file_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^cannot read the known issues registry .*nope"
+                                          r"\.toml: No such file or directory$"):
+        load(tmp_path / "nope.toml")
+
+
+def test_version_range_compares_numerically() -> None:
+    assert "2.10" in VersionRange.parse(">2.9")
+    assert "2.1.0" in VersionRange.parse("==2.1")
+    assert "2.0.8" in VersionRange.parse("!=2.0.7, <= 2.0.8")
+    assert "2.0.9" not in VersionRange.parse("<=2.0.8")
