@@ -1,0 +1,166 @@
+"""Portfolio discovery with the production command (`mlxk list --json`) and model eligibility."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Sequence
+
+import jsonschema
+
+from . import ram_budget
+from .cli_runner import run_cli
+from .config import last_line, shown
+from .errors import DiscoveryError
+
+WHAT = "mlxk list --json"
+FIELDS = ("name", "size_bytes", "framework", "model_type", "capabilities", "health", "runtime_compatible")
+LIST_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "object", "required": ["models"], "properties": {"models": {
+        "type": "array", "items": {"type": "object", "required": list(FIELDS), "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "size_bytes": {"type": "integer", "minimum": 0},
+            "framework": {"type": "string"},
+            "model_type": {"type": "string"},
+            "capabilities": {"type": "array", "items": {"type": "string"}},
+            "health": {"type": "string"},
+            "runtime_compatible": {"type": "boolean"},
+        }}}}}},
+}
+
+
+def run_mlxk_list(mlxk: tuple[str, ...], hf_home: Path, timeout: float) -> list[dict]:
+    """The model entries `mlxk list --json` reports for the cache at hf_home."""
+    try:
+        result = run_cli(mlxk, ("list", "--json"), hf_home, timeout)
+    except OSError as e:
+        raise DiscoveryError(f"{WHAT} could not start ({e.strerror or e}): "
+                             "point -D mlxk at an mlx-knife executable") from None
+    if result.timed_out:
+        raise DiscoveryError(f"{WHAT} did not answer within {timeout:g} s: raise -D cli_timeout")
+    if result.returncode != 0:
+        raise DiscoveryError(f"{WHAT} exited {result.returncode}: {last_line(result.stderr)}")
+    try:
+        doc = json.loads(result.stdout)
+    except ValueError:
+        raise DiscoveryError(f"{WHAT} printed no JSON: {result.stdout[:120]!r}") from None
+    if isinstance(doc, dict) and doc.get("status") != "success":
+        error = doc.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        raise DiscoveryError(f"{WHAT} answered status {doc.get('status')!r}, expected 'success'"
+                             + (f": {str(message)[:200]!r}" if message else ""))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(LIST_SCHEMA).iter_errors(doc))
+    if error is not None:
+        raise DiscoveryError(_explain(doc, error))
+    return doc["data"]["models"]
+
+
+def _explain(doc: object, error: jsonschema.ValidationError) -> str:
+    """One line for the first way the answer breaks the schema."""
+    path = list(error.absolute_path)
+    if len(path) < 3:
+        where = "/".join(map(str, path)) or "top level"
+        return f"{WHAT}: the answer has no data.models list (at {where}: {error.message[:120]})"
+    entry = doc["data"]["models"][path[2]]  # type: ignore[index]
+    name = entry.get("name") if isinstance(entry, dict) else None
+    who = f"model {name!r}" if isinstance(name, str) and name else f"model #{path[2] + 1}"
+    if len(path) == 3 and error.validator == "required":
+        missing = next(f for f in error.validator_value if f not in error.instance)
+        return f"{WHAT}: {who} lacks field {missing!r}"
+    if len(path) == 3:
+        return f"{WHAT}: {who} is not an object: {json.dumps(entry)[:120]}"
+    return f"{WHAT}: {who} field {path[3]!r} is {json.dumps(error.instance)[:60]}: {error.message[:120]}"
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    size_bytes: int
+    model_type: str
+    capabilities: tuple[str, ...]
+    framework: str
+
+
+@dataclass
+class Portfolio:
+    """Chat models, text (completion) models, and why every other listed model is left out."""
+
+    chat: list[Model] = field(default_factory=list)
+    text: list[Model] = field(default_factory=list)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (model id, reason)
+    gated: dict[str, str] = field(default_factory=dict)  # model id -> over-budget reason
+
+
+def _reason(entry: dict) -> str:
+    """mlxk's own reason for a model's state, as one line."""
+    return shown(str(entry.get("reason") or "mlxk gave no reason"))
+
+
+def _exclusion(entry: dict, include: Sequence[str], exclude: Sequence[str]) -> str | None:
+    """The first reason the entry is not a candidate, or None."""
+    name, model_type = entry["name"], entry["model_type"]
+    if entry["health"] != "healthy":
+        return f"unhealthy: {_reason(entry)}"
+    if entry["framework"] != "MLX":
+        return f"not MLX (framework {entry['framework']})"
+    if not entry["runtime_compatible"]:
+        return f"not runtime compatible: {_reason(entry)}"
+    if model_type not in ("chat", "base") or "text-generation" not in entry["capabilities"]:
+        return f"not a text model (model_type {model_type})"
+    if include and not any(fnmatchcase(name, p) for p in include):
+        return f"filtered by pattern (matches none of -D include={','.join(include)})"
+    hit = next((p for p in exclude if fnmatchcase(name, p)), None)
+    if hit is not None:
+        return f"filtered by pattern (matches -D exclude pattern {hit})"
+    return None
+
+
+def shard_of(ids: list[str], shard: tuple[int, int]) -> list[str]:
+    """The ids in shard i of n (1-based): every n-th of the sorted ids, starting at the i-th."""
+    i, n = shard
+    return [model_id for index, model_id in enumerate(sorted(ids)) if index % n == i - 1]
+
+
+def classify(entries: list[dict], budget: ram_budget.Budget, include: Sequence[str] = (),
+             exclude: Sequence[str] = (), max_models: int | None = None,
+             shard: tuple[int, int] | None = None) -> Portfolio:
+    """Sort the listed models into chat and text models; over-budget ones stay but are gated."""
+    portfolio = Portfolio()
+    candidates = []
+    for entry in sorted(entries, key=lambda e: e["name"]):
+        reason = _exclusion(entry, include, exclude)
+        if reason is None:
+            candidates.append(entry)
+        else:
+            portfolio.excluded.append((entry["name"], reason))
+    if max_models is not None:
+        portfolio.excluded += [(e["name"], f"beyond -D max_models={max_models}")
+                               for e in candidates[max_models:]]
+        candidates = candidates[:max_models]
+    if shard is not None:
+        names, n = [e["name"] for e in candidates], shard[1]
+        owner = {name: k for k in range(1, n + 1) for name in shard_of(names, (k, n))}
+        portfolio.excluded += [(name, f"in another shard ({owner[name]}/{n})")
+                               for name in names if owner[name] != shard[0]]
+        candidates = [e for e in candidates if owner[e["name"]] == shard[0]]
+    for entry in candidates:
+        model = Model(entry["name"], int(entry["size_bytes"]), entry["model_type"],
+                      tuple(entry["capabilities"]), entry["framework"])
+        if model.model_type == "chat":
+            portfolio.chat.append(model)
+        portfolio.text.append(model)
+        reason = ram_budget.gate(model.size_bytes, budget)
+        if reason is not None:
+            portfolio.gated[model.id] = reason
+    portfolio.excluded.sort()
+    return portfolio
+
+
+def format_exclusions(portfolio: Portfolio) -> list[str]:
+    """One line per excluded or gated model, for the run's log."""
+    return ([f"excluded {model_id}: {reason}" for model_id, reason in portfolio.excluded]
+            + [f"gated {model_id}: {reason}" for model_id, reason in sorted(portfolio.gated.items())])
