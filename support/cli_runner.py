@@ -1,0 +1,71 @@
+"""Run the SUT's command line as a user would: bounded, in its own process group, recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+def sut_env(hf_home: Path | None) -> dict[str, str]:
+    """Environment of every SUT subprocess: the user's, the portfolio cache, never the hub."""
+    env = dict(os.environ)
+    if hf_home is not None:
+        env["HF_HOME"] = str(hf_home)
+    env["HF_HUB_OFFLINE"] = "1"
+    env.setdefault("NO_COLOR", "1")
+    return env
+
+
+@dataclass(frozen=True)
+class CliResult:
+    argv: tuple[str, ...]
+    returncode: int | None  # None: killed after the timeout
+    stdout: str
+    stderr: str
+    seconds: float
+    timeout: float
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+    def describe(self, limit: int = 600) -> str:
+        """What a failure message needs: the command, how it ended, what it printed."""
+        ended = f"killed after {self.timeout:g} s" if self.timed_out else f"exit code {self.returncode}"
+        return (f"command: {' '.join(self.argv)}\n{ended} after {self.seconds:.1f} s\n"
+                f"stdout: {self.stdout[-limit:]!r}\nstderr: {self.stderr[-limit:]!r}")
+
+
+def run_cli(command: Sequence[str], args: Sequence[str], hf_home: Path | None, timeout: float) -> CliResult:
+    """Run `command + args` without a terminal (stdin closed), killed with its group on timeout."""
+    argv = (*command, *args)
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=sut_env(hf_home), start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # a descendant in another session holds the pipes
+            proc.kill()
+            out, err = b"", b"(output lost: a descendant kept the pipes open after the kill)"
+        code = None
+    return CliResult(argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                     time.monotonic() - started, timeout)
+
+
+def plain_answer(result: CliResult) -> str:
+    """The answer text of `mlxk run`: stdout without the one newline the CLI ends it with."""
+    out = result.stdout
+    return out[:-1] if out.endswith("\n") else out

@@ -1,0 +1,107 @@
+"""behave hooks: discovery and RAM gating before the run, known issues and teardown after it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+from behave.model_core import Status
+from behave.tag_matcher import ActiveTagMatcher
+
+from . import outlines, session
+from .errors import SuiteError
+
+LIVE_TAG = "live_e2e"
+VERDICT = session.REPORTS / "verdict.json"
+
+
+def say(line: str) -> None:
+    """Progress a person can follow, above behave's own output."""
+    print(f"mlx-e2e: {line}", file=sys.stderr, flush=True)
+
+
+def _live_selected(context, features) -> bool:
+    expr = context.config.tag_expression
+    return any(LIVE_TAG in s.effective_tags and (expr is None or expr.check(s.effective_tags))
+               for f in features for s in f.walk_scenarios(with_outlines=True))
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def before_all(context) -> None:
+    context.suite = None
+    context.known_failures, context.unexpected_failures = [], []
+    features = outlines.runner_features(context)
+    if not _live_selected(context, features):
+        return  # plain `behave`: no live scenario, no discovery, no model
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends servers like Ctrl-C does
+    try:
+        context.suite = session.start(context.config.userdata, features, say,
+                                      dry_run=context.config.dry_run)
+    except SuiteError as e:
+        say(f"error: {e}")
+        raise SystemExit(2) from None
+
+
+def _model_of(scenario) -> str | None:
+    row = getattr(scenario, "_row", None)
+    if row is None or outlines.MODEL_COLUMN not in row.headings:
+        return None
+    return row[outlines.MODEL_COLUMN]
+
+
+def before_scenario(context, scenario) -> None:
+    context.model = _model_of(scenario)
+    context.cli_results, context.exchanges = [], []
+    suite = context.suite
+    if suite is None:
+        return
+    matcher = ActiveTagMatcher({"portfolio": suite.portfolio_name})
+    if matcher.should_skip_scenario(scenario):
+        scenario.skip("only on the demo portfolio (it needs golden answers); "
+                      f"this run is on the {suite.portfolio_name} portfolio")
+        return
+    reason = suite.gated_reason(context.model) if context.model else None
+    if reason:
+        scenario.skip(f"RAM gate: {context.model} {reason}")
+
+
+def after_scenario(context, scenario) -> None:
+    suite = context.suite
+    if suite is None or scenario.status in (Status.passed, Status.skipped, Status.untested):
+        return
+    issue = suite.registry.match(context.model or "", scenario.name, scenario.effective_tags,
+                                 suite.sut_version)
+    if issue is None:
+        context.unexpected_failures.append(scenario.name)
+        return
+    context.known_failures.append({"scenario": scenario.name, "issue": issue.id, "kind": issue.kind})
+    say(f"known {'product defect' if issue.kind == 'product' else 'model quality issue'} "
+        f"{issue.id} ({issue.title}): {scenario.name}")
+
+
+def after_all(context) -> None:
+    suite = context.suite
+    if suite is None:
+        return
+    problems = suite.close()
+    for p in problems:
+        say(f"error: {p}")
+    verdict = {
+        "sut_version": suite.sut_version,
+        "portfolio": str(suite.hf_home),
+        "server_starts": getattr(suite.pool, "starts", 0),
+        "known_failures": context.known_failures,
+        "unexpected_failures": context.unexpected_failures,
+        "harness_problems": problems,
+    }
+    session.REPORTS.mkdir(parents=True, exist_ok=True)
+    VERDICT.write_text(json.dumps(verdict, indent=2) + "\n")
+    if context.known_failures:
+        say(f"{len(context.known_failures)} scenario(s) failed with registered known issues "
+            f"({', '.join(sorted({k['issue'] for k in context.known_failures}))})")
+    if problems:
+        raise SystemExit(2)

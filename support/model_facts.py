@@ -1,0 +1,71 @@
+"""What the suite knows about one model: prompts, golden answers, tokens that must never show."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import try_to_load_from_cache
+
+# End and template tokens of the common families; the model's own special tokens are added.
+COMMON_FORBIDDEN = ("<|end|>", "<|eot_id|>", "<|im_end|>", "<|im_start|>", "<|endoftext|>", "</s>",
+                    "<|end_of_text|>", "<end_of_turn>", "<start_of_turn>", "<|return|>")
+# Reasoning markers are content a reasoning model shows, not end or template tokens.
+REASONING_MARKERS = ("<think>", "</think>")
+# Prompts for models without golden answers (a user's portfolio).
+NEUTRAL_PROMPTS = ("What is the capital of France?", "Say hello.", "Name a primary color.",
+                   "Count to five.")
+
+
+@dataclass(frozen=True)
+class Golden:
+    prompt: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    id: str
+    goldens: tuple[Golden, ...]  # empty outside the demo portfolio
+    forbidden_tokens: tuple[str, ...]
+    family: str | None = None
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        return tuple(g.prompt for g in self.goldens) or NEUTRAL_PROMPTS
+
+    def golden_for(self, prompt: str) -> str | None:
+        return next((g.answer for g in self.goldens if g.prompt == prompt), None)
+
+    @property
+    def longest(self) -> Golden | None:
+        return max(self.goldens, key=lambda g: len(g.answer), default=None)
+
+
+def tokenizer_special_tokens(hf_home: Path, model_id: str) -> set[str]:
+    """Special tokens declared by the model's own tokenizer files in the cache (read only)."""
+    found: set[str] = set()
+    cache = hf_home / "hub"
+    path = try_to_load_from_cache(model_id, "tokenizer.json", cache_dir=cache)
+    if isinstance(path, str):
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        found |= {t["content"] for t in data.get("added_tokens", []) if t.get("special")}
+    path = try_to_load_from_cache(model_id, "tokenizer_config.json", cache_dir=cache)
+    if isinstance(path, str):
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        found |= {t["content"] for t in (data.get("added_tokens_decoder") or {}).values() if t.get("special")}
+    return found
+
+
+def facts_for(model_id: str, hf_home: Path, manifest: dict | None) -> ModelFacts:
+    entry = next((m for m in (manifest or {}).get("models", []) if m["id"] == model_id), None)
+    goldens = tuple(Golden(g["prompt"], g["answer"]) for g in entry["goldens"]) if entry else ()
+    own = tokenizer_special_tokens(hf_home, model_id) - set(REASONING_MARKERS)
+    forbidden = tuple(sorted(set(COMMON_FORBIDDEN) | own))
+    return ModelFacts(model_id, goldens, forbidden, entry["family"] if entry else None)
+
+
+def visible_tokens(text: str, forbidden: tuple[str, ...]) -> list[str]:
+    """The forbidden tokens that appear in `text`."""
+    return [t for t in forbidden if t in text]

@@ -1,0 +1,63 @@
+"""JSON Schemas of the SUT's machine-readable answers, and one validator that explains itself."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+
+_ERROR = {"type": "object", "required": ["type", "message"],
+          "properties": {"type": {"type": "string", "minLength": 1},
+                         "message": {"type": "string", "minLength": 1}}}
+
+CLI_RUN_SUCCESS = {
+    "type": "object",
+    "required": ["status", "command", "data", "error"],
+    "properties": {
+        "status": {"const": "success"},
+        "command": {"const": "run"},
+        "error": {"type": "null"},
+        "data": {"type": "object", "required": ["model", "prompt", "response"],
+                 "properties": {"model": {"type": "string"}, "prompt": {"type": "string"},
+                                "response": {"type": "string", "minLength": 1},
+                                "finish_reason": {"type": ["string", "null"]}}},
+    },
+}
+
+CLI_ERROR = {
+    "type": "object",
+    "required": ["status", "data", "error"],
+    "properties": {"status": {"const": "error"}, "data": {"type": "null"}, "error": _ERROR},
+}
+
+CLI_LIST = {
+    "type": "object",
+    "required": ["status", "command", "data"],
+    "properties": {
+        "status": {"const": "success"},
+        "command": {"const": "list"},
+        "data": {"type": "object", "required": ["models", "count"], "properties": {
+            "count": {"type": "integer"},
+            "models": {"type": "array", "items": {
+                "type": "object",
+                "required": ["name", "size_bytes", "framework", "model_type", "capabilities",
+                             "health", "runtime_compatible"]}}}},
+    },
+}
+
+
+def parse_one_document(stdout: str, what: str, evidence: str = "") -> object:
+    """stdout must hold exactly one JSON document and nothing else."""
+    try:
+        return json.loads(stdout)
+    except ValueError as e:
+        raise AssertionError(f"{what}: stdout is not one JSON document ({e}): {stdout[:300]!r}"
+                             + (f"\n{evidence}" if evidence else "")) from None
+
+
+def validate(doc: object, schema: dict, what: str, evidence: str = "") -> None:
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    if error is not None:
+        path = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise AssertionError(f"{what}: at {path}: {error.message}\n  document: {json.dumps(doc)[:500]}"
+                             + (f"\n{evidence}" if evidence else ""))

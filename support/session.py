@@ -1,0 +1,114 @@
+"""One live run: settings, the portfolio it covers, the servers it starts, what it leaves behind."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import cache_manifest, config, demo_portfolio, discovery, known_issues, outlines, ram_budget
+from .errors import SuiteError
+from .model_facts import ModelFacts, facts_for
+
+ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = ROOT / "features" / "known_issues.toml"
+REPORTS = ROOT / "reports"
+
+
+@dataclass
+class Session:
+    settings: config.Settings
+    sut_version: str
+    hf_home: Path
+    manifest: dict | None  # the demo portfolio's manifest; None on a user's cache
+    budget: ram_budget.Budget
+    portfolio: discovery.Portfolio
+    registry: known_issues.Registry
+    cache_before: cache_manifest.Manifest
+    sizes: dict[str, int]
+    pool: object | None = None
+    _facts: dict[str, ModelFacts] = field(default_factory=dict)
+
+    @property
+    def portfolio_name(self) -> str:
+        return "demo" if self.manifest is not None else "user"
+
+    def facts(self, model_id: str) -> ModelFacts:
+        if model_id not in self._facts:
+            self._facts[model_id] = facts_for(model_id, self.hf_home, self.manifest)
+        return self._facts[model_id]
+
+    def gated_reason(self, model_id: str) -> str | None:
+        return self.portfolio.gated.get(model_id)
+
+    def server(self, model_id: str):
+        """A running server for the model, from the pool (started on first use)."""
+        if self.pool is None:
+            self.pool = self._make_pool()
+        return self.pool.acquire(model_id)
+
+    def _make_pool(self):
+        from .cli_runner import sut_env
+        from .server_pool import ServerPool
+        from .server_process import LocalServer
+
+        def factory(model_id: str) -> LocalServer:
+            return LocalServer(model_id, self.settings.mlxk, sut_env(self.hf_home), REPORTS / "servers",
+                               self.settings.startup_timeout)
+
+        def need(model_id: str) -> float:
+            return ram_budget.need_gb(self.sizes.get(model_id, 0)) * 1024**3
+
+        return ServerPool(factory, self.budget.budget_gb * 1024**3, need, reuse=self.settings.server_reuse)
+
+    def close(self) -> list[str]:
+        """End every server and check the cache; returns the problems found (one line each)."""
+        problems = []
+        if self.pool is not None:
+            try:
+                self.pool.stop_all()
+            except SuiteError as e:
+                problems.append(str(e))
+        changes = cache_manifest.compare(self.cache_before, cache_manifest.take(self.hf_home / "hub"),
+                                         root=self.hf_home / "hub")
+        if changes:
+            problems.append(changes.describe())
+        return problems
+
+
+def start(userdata, features, log: Callable[[str], None], dry_run: bool = False) -> Session:
+    """Validate settings, find the portfolio with `mlxk list --json`, fill the outlines."""
+    settings = config.load_settings(userdata, os.environ)
+    version = config.parse_sut_version(config.check_mlxk(settings.mlxk))
+    if settings.hf_home is None:
+        manifest = demo_portfolio.ensure_built(demo_portfolio.DEFAULT_ROOT, log=log)
+        hf_home = demo_portfolio.DEFAULT_ROOT
+    else:
+        hf_home = settings.hf_home
+        manifest = demo_portfolio.load_manifest(hf_home)
+    if settings.ram_budget_gb is None and manifest is not None:
+        budget = ram_budget.system_budget(override_gb=manifest["ram_budget_gb"],
+                                          source_override="the demo portfolio manifest")
+    else:
+        budget = ram_budget.system_budget(override_gb=settings.ram_budget_gb)
+    log(f"SUT: {' '.join(settings.mlxk)} ({version}); portfolio: {hf_home}; RAM budget {budget.describe()}")
+    entries = discovery.run_mlxk_list(settings.mlxk, hf_home, timeout=settings.cli_timeout)
+    portfolio = discovery.classify(entries, budget, settings.include, settings.exclude,
+                                   settings.max_models, settings.shard)
+    for line in discovery.format_exclusions(portfolio):
+        log(line)
+    rows = {"chat": [m.id for m in portfolio.chat], "text": [m.id for m in portfolio.text]}
+    added = outlines.fill_portfolio_outlines(features, rows)
+    log("portfolio rows: " + ", ".join(f"{n} {kind}" for kind, n in sorted(added.items())))
+    empty = outlines.rows_missing(features)
+    if empty:
+        raise SuiteError(f"no model in {hf_home} qualifies for {empty[0]}"
+                         + (f" (and {len(empty) - 1} more outlines)" if len(empty) > 1 else "")
+                         + f": {len(entries)} models listed, see the exclusions above")
+    return Session(
+        settings=settings, sut_version=version, hf_home=hf_home, manifest=manifest, budget=budget,
+        portfolio=portfolio, registry=known_issues.load(REGISTRY),
+        cache_before=cache_manifest.take(hf_home / "hub") if (hf_home / "hub").is_dir() else {},
+        sizes={e["name"]: int(e["size_bytes"]) for e in entries},
+    )
