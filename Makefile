@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 
 ## e2e: the live acceptance run (demo portfolio unless HF_HOME is set)
 e2e: $(STAMP)
-	$(BIN)/behave --tags=@live_e2e
+	rm -rf reports
+	$(BIN)/behave --tags=@live_e2e; $(BIN)/python -m support.verdict $$?
 
 ## test: the suite's own tests
 test: $(STAMP)

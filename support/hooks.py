@@ -60,7 +60,7 @@ def before_scenario(context, scenario) -> None:
     if suite is None:
         return
     matcher = ActiveTagMatcher({"portfolio": suite.portfolio_name})
-    if matcher.should_skip_scenario(scenario):
+    if matcher.should_skip(scenario, use_inherited=True):
         scenario.skip("only on the demo portfolio (it needs golden answers); "
                       f"this run is on the {suite.portfolio_name} portfolio")
         return
@@ -73,8 +73,10 @@ def after_scenario(context, scenario) -> None:
     suite = context.suite
     if suite is None or scenario.status in (Status.passed, Status.skipped, Status.untested):
         return
-    issue = suite.registry.match(context.model or "", scenario.name, scenario.effective_tags,
-                                 suite.sut_version)
+    issue = None
+    if scenario.status == Status.failed:  # a hook error or undefined step is never a known issue
+        issue = suite.registry.match(context.model or "", scenario.name, scenario.effective_tags,
+                                     suite.sut_version)
     if issue is None:
         context.unexpected_failures.append(scenario.name)
         return
