@@ -21,8 +21,8 @@ def say(line: str) -> None:
     print(f"mlx-e2e: {line}", file=sys.stderr, flush=True)
 
 
-def _live_selected(context, features) -> bool:
-    expr = context.config.tag_expression
+def _live_selected(config, features) -> bool:
+    expr = config.tag_expression
     return any(LIVE_TAG in s.effective_tags and (expr is None or expr.check(s.effective_tags))
                for f in features for s in f.walk_scenarios(with_outlines=True))
 
@@ -31,19 +31,17 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def before_all(context) -> None:
-    context.suite = None
-    context.known_failures, context.unexpected_failures = [], []
-    features = outlines.runner_features(context)
-    if not _live_selected(context, features):
-        return  # plain `behave`: no live scenario, no discovery, no model
+def start_session(config, features):
+    """The live run's session (None when no live scenario is selected); SuiteError on bad input."""
+    if not _live_selected(config, features):
+        return None  # plain `behave`: no live scenario, no discovery, no model
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends servers like Ctrl-C does
-    try:
-        context.suite = session.start(context.config.userdata, features, say,
-                                      dry_run=context.config.dry_run)
-    except SuiteError as e:
-        say(f"error: {e}")
-        raise SystemExit(2) from None
+    return session.start(config.userdata, features, say, dry_run=config.dry_run)
+
+
+def before_all(context) -> None:
+    context.suite = getattr(context._runner, "suite", None)
+    context.known_failures, context.unexpected_failures = [], []
 
 
 def _model_of(scenario) -> str | None:

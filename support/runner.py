@@ -1,15 +1,25 @@
-"""behave's runner, except that `before_all` also runs under --dry-run.
+"""behave's runner plus the live-run setup, done before any formatter sees a feature.
 
-behave 1.3 skips every hook in a dry run, so the portfolio outlines would have no rows and a
-dry run could not show which models a live run covers. Our `before_all` only discovers the
-portfolio in a dry run (it starts no server and loads no model).
+Discovery, RAM gating and the filling of the portfolio outlines happen here, between parsing
+and running: also under --dry-run (behave skips every hook in a dry run, so a hook could not
+show which models a live run covers), and bad input to the suite ends as behave's one-line
+`ConfigError: ...` with a non-zero exit instead of a hook error. Live setup only happens when
+a live scenario is selected: plain `behave` discovers nothing and loads no model.
 """
 
+from behave.exception import ConfigError
 from behave.runner import Runner
+
+from . import hooks
+from .errors import SuiteError
 
 
 class PortfolioRunner(Runner):
-    def should_run_hook(self, hook_name):
-        if self.config.dry_run and hook_name == "before_all":
-            return hook_name in self.hooks
-        return super().should_run_hook(hook_name)
+    suite = None
+
+    def run_model(self, features=None):
+        try:
+            self.suite = hooks.start_session(self.config, self.features)
+        except SuiteError as e:
+            raise ConfigError(str(e)) from None
+        return super().run_model(features)
