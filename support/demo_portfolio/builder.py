@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -14,6 +15,7 @@ from .families import FAMILIES, Family
 from .models import DEMO_RAM_BUDGET_GB, OVERSIZED_PADDING_BYTES, SPEC_BY_NAME, SPECS, ModelSpec
 
 MANIFEST = "portfolio.json"
+LOCK = ".build.lock"
 LONG_ANSWER_MIN_TOKENS = 64
 
 
@@ -133,8 +135,17 @@ def _manifest_entry(spec: ModelSpec, family: Family, facts: dict) -> dict:
 
 
 def build(root: Path, log: Callable[[str], None] = print, force: bool = False) -> Path:
-    """Build (or keep, when current) the demo portfolio under `root`; returns the manifest path."""
+    """Build (or keep, when current) the demo portfolio under `root`; returns the manifest path.
+
+    Concurrent builders (a `make test` beside a `make e2e`) take turns on a lock file.
+    """
     hf_cache.claim(root)
+    with open(root / LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(root, log, force)
+
+
+def _build_locked(root: Path, log: Callable[[str], None], force: bool) -> Path:
     if is_current(root) and not force:
         log(f"demo portfolio at {root} is up to date")
         return root / MANIFEST
