@@ -1,0 +1,306 @@
+"""The OpenAI-compatible HTTP contract as checks over recorded exchanges.
+
+Every check raises AssertionError naming the defect in words, with the exchange's
+evidence (request, response, SSE transcript) from `Exchange.describe()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .expect import same_text, that
+from .openai_http import DONE, Exchange
+from .schemas import validate
+
+FINISH_REASONS = ("stop", "length")
+
+_USAGE = {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+          "properties": {k: {"type": "integer", "minimum": 0}
+                         for k in ("prompt_tokens", "completion_tokens", "total_tokens")}}
+
+
+def _completion_schema(obj: str, choice: dict) -> dict:
+    """A batch answer: one choice, a known finish_reason, usage counts."""
+    return {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices", "usage"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1},
+            "object": {"const": obj},
+            "created": {"type": "integer"},
+            "model": {"type": "string", "minLength": 1},
+            "choices": {"type": "array", "items": {
+                "type": "object", "required": ["index", "finish_reason", *choice["required"]],
+                "properties": {"index": {"const": 0}, "finish_reason": {"enum": list(FINISH_REASONS)},
+                               **choice["properties"]}}},
+            "usage": _USAGE,
+        },
+    }
+
+
+CHAT_COMPLETION = _completion_schema("chat.completion", {
+    "required": ["message"],
+    "properties": {"message": {"type": "object", "required": ["role", "content"], "properties": {
+        "role": {"const": "assistant"}, "content": {"type": "string", "minLength": 1}}}}})
+
+TEXT_COMPLETION = _completion_schema("text_completion", {
+    "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}})
+
+
+def _chunk_schema(obj: str) -> dict:
+    """One stream chunk: the envelope and, when present, a choice of the right kind."""
+    delta_or_text = ({"required": ["delta"], "properties": {"delta": {
+        "type": "object", "properties": {"content": {"type": ["string", "null"]},
+                                         "role": {"const": "assistant"}}}}}
+                     if obj == "chat.completion.chunk" else
+                     {"required": ["text"], "properties": {"text": {"type": "string"}}})
+    return {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1},
+            "object": {"const": obj},
+            "created": {"type": "integer"},
+            "model": {"type": "string", "minLength": 1},
+            "choices": {"type": "array", "maxItems": 1, "items": {
+                "type": "object", **delta_or_text,
+                "properties": {"index": {"const": 0}, **delta_or_text["properties"]}}},
+            "usage": {"anyOf": [{"type": "null"}, _USAGE]},
+        },
+    }
+
+
+CHAT_CHUNK = _chunk_schema("chat.completion.chunk")
+TEXT_CHUNK = _chunk_schema("text_completion")
+
+HEALTH = {"type": "object", "required": ["status"]}
+
+MODELS = {
+    "type": "object", "required": ["object", "data"],
+    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {
+        "type": "object", "required": ["id", "object"],
+        "properties": {"id": {"type": "string", "minLength": 1}, "object": {"const": "model"}}}}},
+}
+
+
+# --- plumbing ---------------------------------------------------------------------------
+
+def _answered(ex: Exchange, what: str, status: int = 200) -> None:
+    """The exchange completed with `status` (not dropped, not timed out)."""
+    that(ex.error is None, f"{what}: the exchange failed: {ex.error}", ex.describe())
+    that(ex.status == status, f"{what}: expected HTTP {status}, got {ex.status}", ex.describe())
+
+
+def _json_body(ex: Exchange, what: str) -> object:
+    that(ex.json is not None, f"{what}: the body is not JSON", ex.describe())
+    return ex.json
+
+
+def _check_usage(usage: object, what: str, evidence: str) -> None:
+    validate(usage, _USAGE, f"{what}: usage", evidence)
+    assert isinstance(usage, dict)
+    p, c, t = usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]
+    that(t == p + c, f"{what}: usage.total_tokens is {t}, expected prompt_tokens + completion_tokens "
+                     f"= {p} + {c} = {p + c}", evidence)
+
+
+# --- endpoints --------------------------------------------------------------------------
+
+def check_health(ex: Exchange) -> None:
+    """GET /health: 200 and a JSON object with a `status` field."""
+    _answered(ex, "GET /health")
+    validate(_json_body(ex, "GET /health"), HEALTH, "GET /health", ex.describe())
+
+
+def check_models(ex: Exchange, model_id: str) -> None:
+    """GET /v1/models: a list of model objects that includes the served model."""
+    _answered(ex, "GET /v1/models")
+    doc = _json_body(ex, "GET /v1/models")
+    validate(doc, MODELS, "GET /v1/models", ex.describe())
+    ids = [m["id"] for m in doc["data"]]  # type: ignore[index]
+    that(model_id in ids, f"GET /v1/models: served model {model_id!r} is not listed; ids: {ids}", ex.describe())
+
+
+def _check_batch(ex: Exchange, what: str, schema: dict) -> None:
+    _answered(ex, what)
+    doc = _json_body(ex, what)
+    that(isinstance(doc, dict) and isinstance(doc.get("choices"), list) and len(doc["choices"]) == 1,
+         f"{what}: expected exactly one choice, got "
+         f"{len(doc['choices']) if isinstance(doc, dict) and isinstance(doc.get('choices'), list) else 'none'}",
+         ex.describe())
+    validate(doc, schema, what, ex.describe())
+    _check_usage(doc["usage"], what, ex.describe())  # type: ignore[index]
+
+
+def check_chat_batch(ex: Exchange) -> None:
+    """POST /v1/chat/completions (batch): a complete `chat.completion` with consistent usage."""
+    _check_batch(ex, "chat completion", CHAT_COMPLETION)
+
+
+def check_completion_batch(ex: Exchange) -> None:
+    """POST /v1/completions (batch): a complete `text_completion` with consistent usage."""
+    _check_batch(ex, "text completion", TEXT_COMPLETION)
+
+
+# --- streams ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _StreamKind:
+    what: str
+    schema: dict
+    role_first: bool
+
+
+_CHAT_STREAM = _StreamKind("chat stream", CHAT_CHUNK, role_first=True)
+_TEXT_STREAM = _StreamKind("completion stream", TEXT_CHUNK, role_first=False)
+
+
+def _unparsable(index: int, data: str) -> str:
+    """Why an event's data payload is not one JSON object, in words."""
+    where = f"event #{index}"
+    if "\n" in data:
+        return (f"{where} holds several `data:` lines with no blank line between them (events merged: "
+                f"SSE framing broken): {data[:200]!r}")
+    try:
+        _, end = json.JSONDecoder().raw_decode(data)
+    except ValueError:
+        return f"{where} is not JSON: {data[:200]!r}"
+    if data[end:].strip():
+        return f"{where} holds more than one JSON document in one `data:` line (events merged): {data[:200]!r}"
+    return f"{where} is JSON but not an object: {data[:200]!r}"
+
+
+def _check_done(ex: Exchange, what: str) -> None:
+    done_at = [i for i, e in enumerate(ex.events) if e == DONE]
+    that(bool(done_at), f"{what}: the stream ended without `data: [DONE]` ({len(ex.events)} events)",
+         ex.describe())
+    that(len(done_at) == 1, f"{what}: `data: [DONE]` sent {len(done_at)} times (events {done_at}), "
+                            f"expected exactly once", ex.describe())
+    that(done_at[0] == len(ex.events) - 1, f"{what}: `data: [DONE]` is event #{done_at[0]} but "
+                                           f"{len(ex.events) - 1 - done_at[0]} event(s) follow it", ex.describe())
+
+
+def _check_finish(chunks: list[dict], what: str, evidence: str) -> None:
+    """finish_reason: present and null on every chunk, then a known value exactly once, in the last
+    chunk with a choice; only usage chunks (empty `choices`) may follow."""
+    finished_at: int | None = None
+    for i, chunk in enumerate(chunks):
+        if not chunk["choices"]:
+            that(finished_at is not None, f"{what}: chunk #{i} has empty `choices` before the chunk with "
+                                          f"the finish_reason (only a final usage chunk may)", evidence)
+            continue
+        choice = chunk["choices"][0]
+        that("finish_reason" in choice, f"{what}: chunk #{i} has no `finish_reason` key "
+                                        f"(expected it present, null until the last chunk)", evidence)
+        reason = choice["finish_reason"]
+        that(finished_at is None, f"{what}: chunk #{i} comes after the finish_reason was already sent "
+                                  f"in chunk #{finished_at} (finish_reason {reason!r} here)", evidence)
+        if reason is None:
+            continue
+        shown = "an empty string" if reason == "" else repr(reason)
+        that(reason in FINISH_REASONS, f"{what}: chunk #{i} has finish_reason {shown}; expected JSON "
+                                       f"null until the last chunk, then one of {FINISH_REASONS}", evidence)
+        finished_at = i
+    that(finished_at is not None, f"{what}: no chunk carries a finish_reason (all null)", evidence)
+
+
+def _check_stream(ex: Exchange, kind: _StreamKind) -> None:
+    what, evidence = kind.what, ex.describe()
+    _answered(ex, what)
+    that(ex.content_type.startswith("text/event-stream"),
+         f"{what}: Content-Type is {ex.content_type!r}, expected text/event-stream", evidence)
+    for i, event in enumerate(ex.events):
+        if isinstance(event, str) and event != DONE:
+            raise AssertionError(f"{what}: {_unparsable(i, event)}\n{evidence}")
+    _check_done(ex, what)
+    that(ex.transcript.endswith(("\n\n", "\r\n\r\n", "\r\r")), f"{what}: the last event is not ended by a "
+         f"blank line (SSE framing; a strict client drops it): {ex.transcript[-40:]!r}", evidence)
+    chunks = [e for e in ex.events if isinstance(e, dict)]
+    that(bool(chunks), f"{what}: no chunk before `[DONE]`", evidence)
+    for i, chunk in enumerate(chunks):
+        validate(chunk, kind.schema, f"{what}: chunk #{i}", evidence)
+    ids = list(dict.fromkeys(c["id"] for c in chunks))
+    that(len(ids) == 1, f"{what}: chunks carry {len(ids)} different ids {ids[:5]}, expected one id "
+                        f"for the whole stream", evidence)
+    if kind.role_first:
+        first = chunks[0]["choices"][0]["delta"] if chunks[0]["choices"] else {}
+        that(first.get("role") == "assistant", f"{what}: the first chunk's delta has role "
+                                               f"{first.get('role')!r}, expected 'assistant'", evidence)
+    _check_finish(chunks, what, evidence)
+    for chunk in chunks:
+        if not chunk["choices"] and chunk.get("usage") is not None:
+            _check_usage(chunk["usage"], f"{what}: usage chunk", evidence)
+
+
+def check_chat_stream(ex: Exchange) -> None:
+    """POST /v1/chat/completions with stream: well-framed `chat.completion.chunk` events ending in [DONE]."""
+    _check_stream(ex, _CHAT_STREAM)
+
+
+def check_completion_stream(ex: Exchange) -> None:
+    """POST /v1/completions with stream: well-framed `text_completion` events ending in [DONE]."""
+    _check_stream(ex, _TEXT_STREAM)
+
+
+# --- errors, usage, stop ----------------------------------------------------------------
+
+def _status_range(expected: int | range) -> range:
+    return range(expected, expected + 1) if isinstance(expected, int) else expected
+
+
+def _shown(expected: range) -> str:
+    return str(expected.start) if len(expected) == 1 else f"{expected.start}-{expected.stop - 1}"
+
+
+def check_error(ex: Exchange, expected_status: int | range, mentions: str | None = None) -> None:
+    """A rejected request: the expected 4xx (never 200, never 5xx, never a dropped connection) and a
+    JSON body with an error object that carries a message (mlx-knife's envelope or OpenAI's shape).
+    `mentions` must appear in the error's message or, where mlx-knife puts specifics, its detail."""
+    expected, evidence = _status_range(expected_status), ex.describe()
+    want = f"HTTP {_shown(expected)}"
+    that(ex.error is None, f"expected an error response ({want}); instead: {ex.error}", evidence)
+    that(ex.status != 200, f"expected {want}; the server accepted the request (HTTP 200)", evidence)
+    that(ex.status is not None and ex.status < 500,
+         f"expected {want}; got server error HTTP {ex.status} (a client mistake must not be a 5xx)", evidence)
+    that(ex.status in expected, f"expected {want}, got HTTP {ex.status}", evidence)
+    doc = ex.json
+    that(isinstance(doc, dict), f"error body is not a JSON object: {ex.body_text[:200]!r}", evidence)
+    error = doc.get("error")  # type: ignore[union-attr]
+    that(isinstance(error, dict), f"error body has no `error` object: {ex.body_text[:200]!r}", evidence)
+    message = error.get("message")
+    that(isinstance(message, str) and bool(message.strip()),
+         f"error object has no non-empty `message`: {error!r}", evidence)
+    if mentions is not None:
+        said = f"{message} {error.get('detail') or ''}"
+        that(mentions in said, f"error message does not mention {mentions!r}: message {message!r}, "
+                               f"detail {error.get('detail')!r}", evidence)
+
+
+def check_usage_tokens(ex: Exchange, expected_completion_tokens: int) -> None:
+    """usage.completion_tokens equals the expected count (batch body, or a stream's usage chunk)."""
+    if ex.streamed:
+        found = [e["usage"] for e in ex.events if isinstance(e, dict) and e.get("usage")]
+        that(bool(found), "no usage in the stream (expected a final usage chunk; was "
+                          "stream_options.include_usage asked for?)", ex.describe())
+        usage = found[-1]
+    else:
+        usage = ex.json.get("usage") if isinstance(ex.json, dict) else None
+    _check_usage(usage, "usage", ex.describe())
+    got = usage["completion_tokens"]  # type: ignore[index]
+    that(got == expected_completion_tokens,
+         f"usage.completion_tokens is {got}, expected {expected_completion_tokens}", ex.describe())
+
+
+def check_stopped_before(answer: str, full_answer: str, stop: str | list[str], evidence: str = "") -> None:
+    """`answer` (asked with `stop`) is `full_answer` cut right before the earliest stop string,
+    and shows none of them."""
+    stops = [stop] if isinstance(stop, str) else list(stop)
+    at = [full_answer.index(s) for s in stops if s in full_answer]
+    that(bool(at), f"cannot judge stop={stops!r}: the answer without stop does not contain it: "
+                   f"{full_answer!r}", evidence)
+    shown = [s for s in stops if s in answer]
+    that(not shown, f"stop sequence(s) {shown} still visible in the answer {answer!r}", evidence)
+    same_text(full_answer[:min(at)], answer,
+              f"answer with stop={stops!r} (expected the unstopped answer cut before the earliest stop)",
+              evidence)
