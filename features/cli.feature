@@ -11,7 +11,7 @@ Feature: Command-line answers
     Given the portfolio model "<model>"
     When I ask the model its first prompt on the command line
     Then the command succeeds with a non-empty answer
-    And the answer shows no end or template token
+    And the printed answer shows no end or template token
 
     Examples:
       | model |
@@ -20,7 +20,7 @@ Feature: Command-line answers
   Scenario Outline: The command line gives the golden answer of <model>
     Given the portfolio model "<model>"
     When I ask the model its first prompt on the command line
-    Then the answer is the model's golden answer
+    Then the printed answer is the model's golden answer
 
     Examples:
       | model |

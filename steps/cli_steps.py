@@ -86,13 +86,13 @@ def step_success(context):
                 "expected exit code 0 and an answer on stdout", r.describe())
 
 
-@then("the answer shows no end or template token")
+@then("the printed answer shows no end or template token")
 def step_no_tokens(context):
     expect.no_visible_tokens(plain_answer(context.plain), context.facts.forbidden_tokens,
                              "the command-line answer", context.plain.describe())
 
 
-@then("the answer is the model's golden answer")
+@then("the printed answer is the model's golden answer")
 def step_golden(context):
     golden = context.facts.golden_for(context.prompt)
     expect.same_text(golden, plain_answer(context.plain), f"answer of {context.model} to {context.prompt!r}",

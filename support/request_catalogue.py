@@ -1,0 +1,48 @@
+"""Requests the server must handle: bad ones it must reject cleanly, and stop strings to cut with."""
+
+from __future__ import annotations
+
+import json
+
+from .openai_http import Client, Exchange, chat_payload
+
+CHAT = "/v1/chat/completions"
+
+
+def send_bad_request(client: Client, name: str, model: str) -> Exchange:
+    """Send the bad request called `name` (the words of the feature's table) to the chat endpoint."""
+    good = chat_payload(model, "Say hello.", max_tokens=8)
+    if name == "malformed JSON":
+        return client.post_raw(CHAT, b'{"model": "' + model.encode() + b'", "messages": [')
+    payloads = {
+        "an unknown model": {**good, "model": "mlx-e2e-no-such/model"},
+        "no messages": {k: v for k, v in good.items() if k != "messages"},
+        "max_tokens given as text": {**good, "max_tokens": "ten"},
+        "a negative temperature": {**good, "temperature": -1},
+        "an empty list of messages": {**good, "messages": []},
+    }
+    if name not in payloads:
+        raise KeyError(f"no bad request called {name!r}; known: malformed JSON, {', '.join(payloads)}")
+    return client.post_json(CHAT, payloads[name])
+
+
+def expected_status(text: str) -> int | range:
+    """'404' -> 404, '4xx' -> range(400, 500)."""
+    return range(400, 500) if text.lower() == "4xx" else int(text)
+
+
+def stop_strings(answer: str, count: int) -> list[str]:
+    """`count` words of the answer that first occur after its start, earliest first."""
+    words = []
+    for word in answer.split():
+        at = answer.find(word)
+        if at > 0 and len(word) >= 3 and answer.find(word) == answer.rfind(word) and word not in words:
+            words.append(word)
+    if len(words) < count:
+        raise AssertionError(f"the golden answer {answer!r} has fewer than {count} distinct words to stop at")
+    middle = len(words) // 2
+    return words[middle: middle + count] if middle + count <= len(words) else words[-count:]
+
+
+def describe_payload(payload: dict) -> str:
+    return json.dumps(payload, ensure_ascii=False)

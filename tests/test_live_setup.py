@@ -1,0 +1,65 @@
+"""The live run's setup through behave itself: dry run rows, exclusions, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BEHAVE = Path(sys.executable).parent / "behave"
+
+
+def behave(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BEHAVE), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"} | {"HF_HOME": ""})
+
+
+def test_dry_run_shows_one_row_per_eligible_model_and_the_exclusions(demo_root):
+    manifest = json.loads((demo_root / "portfolio.json").read_text())
+    run = behave("--tags=@live_e2e", "--dry-run", "-f", "plain", "--no-summary")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    for m in manifest["models"]:
+        if m["expect"] == "chat":
+            assert f"clean answer from {m['id']} " in run.stdout, m["id"]
+        if m["expect"] == "excluded":
+            assert f"excluded {m['id']}: {m['expect_reason']}" in run.stderr, run.stderr
+    assert "gated mlx-e2e-demo/oversized: needs 7.2 GB, budget 6.0 GB" in run.stderr
+    base = next(m["id"] for m in manifest["models"] if m["expect"] == "base")
+    assert f"clean answer from {base} " not in run.stdout  # base models get no chat rows
+
+
+@pytest.mark.parametrize("args, says", [
+    (["-D", "colour=red"], "unknown setting -D colour=red"),
+    (["-D", "hf_home=/nonexistent/cache"], "hf_home /nonexistent/cache (from -D hf_home) does not exist"),
+    (["-D", "mlxk=/bad/path/mlxk"], "-D mlxk=/bad/path/mlxk does not run"),
+    (["-D", "max_models=lots"], "-D max_models=lots"),
+    (["-D", "shard=5/2"], "-D shard=5/2"),
+    (["-D", "startup_timeout=-3"], "-D startup_timeout=-3"),
+])
+def test_bad_input_ends_in_one_line(args, says):
+    run = behave("--tags=@live_e2e", *args, timeout=60)
+    out = run.stdout + run.stderr
+    errors = [line for line in out.splitlines() if line.startswith("ConfigError:")]
+    assert run.returncode != 0
+    assert len(errors) == 1 and says in errors[0], out
+    assert "Traceback" not in out
+
+
+def test_an_empty_cache_is_reported_not_passed(tmp_path):
+    (tmp_path / "hub").mkdir()
+    run = behave("--tags=@live_e2e", "-D", f"hf_home={tmp_path}", timeout=60)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "ConfigError: no model in" in out and "qualifies" in out, out
+    assert "Traceback" not in out
+
+
+def test_plain_behave_runs_no_live_scenario():
+    run = behave("-f", "plain", timeout=60)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "0 scenarios passed" in run.stdout and " failed" in run.stdout
+    assert "mlx-e2e: SUT" not in run.stderr  # no discovery happened
