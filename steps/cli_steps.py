@@ -3,6 +3,7 @@
 from behave import given, then, when
 
 from support import expect, schemas
+from support.evidence import record
 from support.cli_runner import plain_answer, run_cli
 
 NO_PROMPT_LIMIT = 20  # seconds: a CLI that has not noticed the missing prompt by then hangs
@@ -11,7 +12,7 @@ NO_PROMPT_LIMIT = 20  # seconds: a CLI that has not noticed the missing prompt b
 def _cli(context, *args):
     suite = context.suite
     result = run_cli(suite.settings.mlxk, args, suite.hf_home, suite.settings.cli_timeout)
-    context.cli_results.append(result)
+    record(context, result)
     context.cli = result
     return result
 
@@ -66,7 +67,7 @@ def step_no_prompt(context):
     suite = context.suite
     timeout = min(suite.settings.cli_timeout, NO_PROMPT_LIMIT)
     context.cli = run_cli(suite.settings.mlxk, ("run", context.model), suite.hf_home, timeout)
-    context.cli_results.append(context.cli)
+    record(context, context.cli)
 
 
 @when("I list the models on the command line with --json")

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from behave import given, then, when
 
 from support import api_checks, expect
+from support.evidence import record
 from support.openai_http import (Client, batch_content, chat_payload, completion_payload,
                                  disconnect_mid_stream, joined_content)
 from support.request_catalogue import CHAT, expected_status, send_bad_request, stop_strings
@@ -13,8 +14,7 @@ COMPLETIONS = "/v1/completions"
 
 
 def _record(context, ex):
-    context.exchanges.append(ex)
-    return ex
+    return record(context, ex)
 
 
 def _chat(context, prompt, stream=False, **sampling):

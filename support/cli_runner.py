@@ -69,3 +69,10 @@ def plain_answer(result: CliResult) -> str:
     """The answer text of `mlxk run`: stdout without the one newline the CLI ends it with."""
     out = result.stdout
     return out[:-1] if out.endswith("\n") else out
+
+
+def cli_attachments(result: CliResult) -> dict[str, str]:
+    """The CLI call as report attachments: command line, exit code, stdout, stderr."""
+    ended = "killed after timeout" if result.timed_out else str(result.returncode)
+    return {"command line": " ".join(result.argv), "exit code": f"{ended} ({result.seconds:.2f} s)",
+            "stdout": result.stdout, "stderr": result.stderr}

@@ -9,7 +9,7 @@ import sys
 from behave.model_core import Status
 from behave.tag_matcher import ActiveTagMatcher
 
-from . import outlines, session
+from . import evidence, outlines, session
 from .errors import SuiteError
 
 LIVE_TAG = "live_e2e"
@@ -53,7 +53,8 @@ def _model_of(scenario) -> str | None:
 
 def before_scenario(context, scenario) -> None:
     context.model = _model_of(scenario)
-    context.cli_results, context.exchanges = [], []
+    context.evidence = []
+    context.exchanges, context.cli_results = context.evidence, context.evidence  # one record, in order
     suite = context.suite
     if suite is None:
         return
@@ -75,8 +76,11 @@ def after_scenario(context, scenario) -> None:
     if scenario.status == Status.failed:  # a hook error or undefined step is never a known issue
         issue = suite.registry.match(context.model or "", scenario.name, scenario.effective_tags,
                                      suite.sut_version)
+    server = getattr(context, "server", None)
+    folder = evidence.keep_failure(scenario.name, context.evidence, server.log_path if server else None)
     if issue is None:
         context.unexpected_failures.append(scenario.name)
+        say(f"evidence of the failure: {folder}")
         return
     context.known_failures.append({"scenario": scenario.name, "issue": issue.id, "kind": issue.kind})
     say(f"known {'product defect' if issue.kind == 'product' else 'model quality issue'} "

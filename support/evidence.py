@@ -1,0 +1,43 @@
+"""What a scenario did, kept for the reader: every HTTP exchange and CLI call, and for a failing
+scenario the server log too (attached to Allure when it runs, and written under reports/evidence)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import allure
+
+from .cli_runner import CliResult, cli_attachments
+from .openai_http import Exchange
+
+EVIDENCE = Path(__file__).resolve().parents[1] / "reports" / "evidence"
+
+
+def attachments(item: Exchange | CliResult) -> dict[str, str]:
+    return cli_attachments(item) if isinstance(item, CliResult) else item.to_attachments()
+
+
+def record(context, item: Exchange | CliResult):
+    """Keep `item` for the scenario's evidence and attach it to the Allure report."""
+    context.evidence.append(item)
+    kind = "CLI" if isinstance(item, CliResult) else "HTTP"
+    for name, text in attachments(item).items():
+        allure.attach(text, name=f"{kind} #{len(context.evidence)} {name}",
+                      attachment_type=allure.attachment_type.TEXT)
+    return item
+
+
+def keep_failure(scenario_name: str, items: list, server_log: Path | None) -> Path:
+    """Write a failing scenario's evidence to reports/evidence/<scenario>/; returns the folder."""
+    folder = EVIDENCE / re.sub(r"[^A-Za-z0-9._-]+", "_", scenario_name).strip("_")[:120]
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, item in enumerate(items, 1):
+        kind = "cli" if isinstance(item, CliResult) else "http"
+        text = "\n\n".join(f"== {name}\n{body}" for name, body in attachments(item).items())
+        (folder / f"{n:02d}-{kind}.txt").write_text(text, encoding="utf-8")
+    if server_log is not None and server_log.is_file():
+        log = server_log.read_text(encoding="utf-8", errors="replace")
+        (folder / "server.log").write_text(log, encoding="utf-8")
+        allure.attach(log, name="server log", attachment_type=allure.attachment_type.TEXT)
+    return folder
