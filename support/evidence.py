@@ -10,8 +10,9 @@ import allure
 
 from .cli_runner import CliResult, cli_attachments
 from .openai_http import Exchange
+from .paths import REPORTS
 
-EVIDENCE = Path(__file__).resolve().parents[1] / "reports" / "evidence"
+EVIDENCE = REPORTS / "evidence"
 
 
 def attachments(item: Exchange | CliResult) -> dict[str, str]:

@@ -11,9 +11,10 @@ from behave.tag_matcher import ActiveTagMatcher
 
 from . import evidence, outlines, session
 from .errors import SuiteError
+from .paths import REPORTS
 
 LIVE_TAG = "live_e2e"
-VERDICT = session.REPORTS / "verdict.json"
+VERDICT = REPORTS / "verdict.json"
 
 
 def say(line: str) -> None:
@@ -94,6 +95,10 @@ def after_all(context) -> None:
     problems = suite.close()
     for p in problems:
         say(f"error: {p}")
+    seen = {k["issue"] for k in context.known_failures}
+    models = [m.id for m in suite.portfolio.text]
+    not_seen = [e.id for e in suite.registry.entries
+                if e.id not in seen and any(e.applies_to(m, suite.sut_version) for m in models)]
     verdict = {
         "sut_version": suite.sut_version,
         "portfolio": str(suite.hf_home),
@@ -101,11 +106,14 @@ def after_all(context) -> None:
         "known_failures": context.known_failures,
         "unexpected_failures": context.unexpected_failures,
         "harness_problems": problems,
+        "registered_not_seen": not_seen,
     }
-    session.REPORTS.mkdir(parents=True, exist_ok=True)
+    REPORTS.mkdir(parents=True, exist_ok=True)
     VERDICT.write_text(json.dumps(verdict, indent=2) + "\n")
     if context.known_failures:
         say(f"{len(context.known_failures)} scenario(s) failed with registered known issues "
             f"({', '.join(sorted({k['issue'] for k in context.known_failures}))})")
+    if not_seen:
+        say(f"registered issues that did not fail in this run (not exercised, or fixed?): {', '.join(not_seen)}")
     if problems:
         raise SystemExit(2)

@@ -78,13 +78,17 @@ class KnownIssue:
     sut: VersionRange | None = None
     link: str | None = None
 
+    def applies_to(self, model_id: str, sut_version: str) -> bool:
+        """True when this issue is registered for the model on this SUT (any scenario)."""
+        return (any(fnmatchcase(model_id, glob) for glob in self.models)
+                and (self.sut is None or sut_version in self.sut))
+
     def matches(self, model_id: str, scenario_name: str, tags: Iterable[str],
                 sut_version: str) -> bool:
         """True when this issue covers the model's run of the scenario on this SUT."""
-        return (any(fnmatchcase(model_id, glob) for glob in self.models)
+        return (self.applies_to(model_id, sut_version)
                 and (self.scenario is None or fnmatchcase(scenario_name, self.scenario))
-                and self.tags <= {tag.lstrip("@") for tag in tags}
-                and (self.sut is None or sut_version in self.sut))
+                and self.tags <= {tag.lstrip("@") for tag in tags})
 
 
 @dataclass(frozen=True)

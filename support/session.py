@@ -10,10 +10,8 @@ from typing import Callable
 from . import cache_manifest, config, demo_portfolio, discovery, known_issues, outlines, ram_budget
 from .errors import SuiteError
 from .model_facts import ModelFacts, facts_for
+from .paths import REGISTRY, REPORTS
 
-ROOT = Path(__file__).resolve().parents[1]
-REGISTRY = ROOT / "features" / "known_issues.toml"
-REPORTS = ROOT / "reports"
 
 
 @dataclass

@@ -140,7 +140,7 @@ def build(root: Path, log: Callable[[str], None] = print, force: bool = False) -
     Concurrent builders (a `make test` beside a `make e2e`) take turns on a lock file.
     """
     hf_cache.claim(root)
-    with open(root / LOCK, "w") as lock:
+    with open(root / LOCK, "a") as lock:  # append mode: a warm build changes no mtime
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _build_locked(root, log, force)
 
