@@ -42,3 +42,11 @@ def keep_failure(scenario_name: str, items: list, server_log: Path | None) -> Pa
         (folder / "server.log").write_text(log, encoding="utf-8")
         allure.attach(log, name="server log", attachment_type=allure.attachment_type.TEXT)
     return folder
+
+
+def seconds_by_kind(items: list) -> dict[str, float]:
+    """Time the SUT spent answering: HTTP requests and CLI calls, summed."""
+    totals = {"request": 0.0, "cli": 0.0}
+    for item in items:
+        totals["cli" if isinstance(item, CliResult) else "request"] += item.seconds
+    return totals

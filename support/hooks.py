@@ -71,6 +71,8 @@ def before_scenario(context, scenario) -> None:
 
 def after_scenario(context, scenario) -> None:
     suite = context.suite
+    if suite is not None:
+        suite.timings.update(evidence.seconds_by_kind(context.evidence))
     if suite is None or scenario.status in (Status.passed, Status.skipped, Status.untested):
         return
     issue = None
@@ -103,6 +105,8 @@ def after_all(context) -> None:
         "sut_version": suite.sut_version,
         "portfolio": str(suite.hf_home),
         "server_starts": getattr(suite.pool, "starts", 0),
+        "seconds": {"server_startup": round(getattr(suite.pool, "startup_seconds_total", 0.0), 3),
+                    **{k: round(v, 3) for k, v in sorted(suite.timings.items())}},
         "known_failures": context.known_failures,
         "unexpected_failures": context.unexpected_failures,
         "harness_problems": problems,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,7 @@ class Session:
     cache_before: cache_manifest.Manifest
     sizes: dict[str, int]
     pool: object | None = None
+    timings: Counter = field(default_factory=Counter)  # seconds spent by kind: request, cli, reference
     _facts: dict[str, ModelFacts] = field(default_factory=dict)
 
     @property
