@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: e2e test demo report clean
+.PHONY: e2e test demo bench report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 ## demo: build the demo portfolio (a no-op when it is up to date)
 demo: $(STAMP)
 	$(BIN)/python -m support.demo_portfolio build
+
+## bench: the live suite twice (server reuse on and off): wall time vs SUT work, reports/bench.json
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf reports .cache/demo-portfolio
