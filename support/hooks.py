@@ -37,7 +37,7 @@ def start_session(config, features):
     if not _live_selected(config, features):
         return None  # plain `behave`: no live scenario, no discovery, no model
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends servers like Ctrl-C does
-    return session.start(config.userdata, features, say, dry_run=config.dry_run)
+    return session.start(config.userdata, features, say)
 
 
 def before_all(context) -> None:

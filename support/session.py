@@ -70,14 +70,15 @@ class Session:
                 self.pool.stop_all()
             except SuiteError as e:
                 problems.append(str(e))
-        changes = cache_manifest.compare(self.cache_before, cache_manifest.take(self.hf_home / "hub"),
-                                         root=self.hf_home / "hub")
+        hub = self.hf_home / "hub"
+        after = cache_manifest.take(hub) if hub.is_dir() else {}
+        changes = cache_manifest.compare(self.cache_before, after, root=hub)
         if changes:
             problems.append(changes.describe())
         return problems
 
 
-def start(userdata, features, log: Callable[[str], None], dry_run: bool = False) -> Session:
+def start(userdata, features, log: Callable[[str], None]) -> Session:
     """Validate settings, find the portfolio with `mlxk list --json`, fill the outlines."""
     settings = config.load_settings(userdata, os.environ)
     version = config.parse_sut_version(config.check_mlxk(settings.mlxk))
