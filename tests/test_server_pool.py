@@ -13,6 +13,7 @@ from typing import Iterator
 import psutil
 import pytest
 
+from processes import alive
 from support.server_pool import ServerPool
 from support.server_process import LocalServer, ServerStartError
 
@@ -21,18 +22,6 @@ SUT = (sys.executable, str(STANDINS / "fake_sut.py"))
 REPO = Path(__file__).resolve().parents[1]
 NEED = 1e9  # bytes each stand-in model "needs"; the stand-ins' own RSS is ~20 MB
 A, B, C = "standin-a/ok", "standin-b/ok", "standin-c/ok"
-
-
-def alive(pids: list[int]) -> list[int]:
-    """The PIDs among ``pids`` that still run (zombies count as gone)."""
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def make_pool(tmp_path: Path, budget: float, reuse: bool = True) -> ServerPool:

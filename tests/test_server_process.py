@@ -14,6 +14,7 @@ import psutil
 import pytest
 import requests
 
+from processes import alive
 from support import server_process
 from support.errors import SuiteError
 from support.server_process import LocalServer, ServerStartError, file_safe
@@ -22,18 +23,6 @@ FAKE_SUT = str(Path(__file__).parent / "standins" / "fake_sut.py")
 SUT = (sys.executable, FAKE_SUT)
 
 MakeServer = Callable[..., LocalServer]
-
-
-def alive(pids: list[int]) -> list[int]:
-    """The PIDs among ``pids`` that still run (zombies count as gone)."""
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 @pytest.fixture
