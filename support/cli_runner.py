@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import time
@@ -29,6 +30,7 @@ class CliResult:
     stderr: str
     seconds: float
     timeout: float
+    kind: str = "cli"  # what ran: the SUT's CLI, or the suite's reference decoder ("reference")
 
     @property
     def timed_out(self) -> bool:
@@ -41,7 +43,8 @@ class CliResult:
                 f"stdout: {self.stdout[-limit:]!r}\nstderr: {self.stderr[-limit:]!r}")
 
 
-def run_cli(command: Sequence[str], args: Sequence[str], hf_home: Path | None, timeout: float) -> CliResult:
+def run_cli(command: Sequence[str], args: Sequence[str], hf_home: Path | None, timeout: float,
+            kind: str = "cli") -> CliResult:
     """Run `command + args` without a terminal (stdin closed), killed with its group on timeout."""
     argv = (*command, *args)
     started = time.monotonic()
@@ -62,7 +65,7 @@ def run_cli(command: Sequence[str], args: Sequence[str], hf_home: Path | None, t
             out, err = b"", b"(output lost: a descendant kept the pipes open after the kill)"
         code = None
     return CliResult(argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                     time.monotonic() - started, timeout)
+                     time.monotonic() - started, timeout, kind)
 
 
 def plain_answer(result: CliResult) -> str:
@@ -76,3 +79,55 @@ def cli_attachments(result: CliResult) -> dict[str, str]:
     ended = "killed after timeout" if result.timed_out else str(result.returncode)
     return {"command line": " ".join(result.argv), "exit code": f"{ended} ({result.seconds:.2f} s)",
             "stdout": result.stdout, "stderr": result.stderr}
+
+
+# `mlxk run` streams only when stdout is a terminal. stdout (and stdin) get the slave side of a
+# pty; stderr stays a pipe, so warnings never mix into the answer. The terminal's line
+# discipline turns each "\n" into "\r\n": that is the only framing it adds (mlxk 2.0.8 writes
+# no escape sequences; any it did write would stay in the text and show in the comparison),
+# so "\r\n" -> "\n" is the only normalisation.
+
+def run_in_terminal(command, args, hf_home: Path | None, timeout: float) -> CliResult:
+    """Run `command + args` with stdout on a pseudo-terminal, killed with its group on timeout."""
+    argv = (*command, *args)
+    started = time.monotonic()
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                                env=sut_env(hf_home), start_new_session=True)
+    except OSError:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)  # the child holds it; EOF (EIO) on the master once the child's side closes
+    out, err = bytearray(), bytearray()
+    open_fds = {master: out, proc.stderr.fileno(): err}
+    deadline = started + timeout
+    code: int | None = None
+    try:
+        while open_fds and (remaining := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(list(open_fds), [], [], min(0.1, remaining))
+            for fd in ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: every holder of the slave side has closed it
+                    data = b""
+                if data:
+                    open_fds[fd] += data
+                else:
+                    del open_fds[fd]
+        try:
+            if open_fds:  # the deadline passed with output still open
+                raise subprocess.TimeoutExpired(argv, timeout)
+            code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+    finally:
+        os.close(master)
+        proc.stderr.close()
+    text = out.decode("utf-8", "replace").replace("\r\n", "\n")
+    return CliResult(argv, code, text, err.decode("utf-8", "replace"), time.monotonic() - started, timeout)

@@ -45,8 +45,8 @@ def keep_failure(scenario_name: str, items: list, server_log: Path | None) -> Pa
 
 
 def seconds_by_kind(items: list) -> dict[str, float]:
-    """Time the SUT spent answering: HTTP requests and CLI calls, summed."""
-    totals = {"request": 0.0, "cli": 0.0}
+    """Time spent in the SUT (HTTP requests, CLI calls) and in the reference decoder, summed."""
+    totals = {"request": 0.0, "cli": 0.0, "reference": 0.0}
     for item in items:
-        totals["cli" if isinstance(item, CliResult) else "request"] += item.seconds
+        totals[item.kind if isinstance(item, CliResult) else "request"] += item.seconds
     return totals

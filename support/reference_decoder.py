@@ -29,19 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .cli_runner import CliResult
+from .cli_runner import CliResult, run_cli
 from .errors import SuiteError
 
-ROOT = Path(__file__).resolve().parents[1]
 EXIT_ERROR = 2
 
 
@@ -106,22 +101,7 @@ def command(model_path: Path, prompts: Sequence[str], max_tokens: int) -> tuple[
 def run(model_path: Path, prompts: Sequence[str], max_tokens: int, timeout: float) -> CliResult:
     """Run the reference decoder in a subprocess (offline, own process group), killed on timeout."""
     argv = command(model_path, prompts, max_tokens)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=ROOT, env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        out, err = proc.communicate()
-        code = None
-    return CliResult(argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                     time.monotonic() - started, timeout)
+    return run_cli(argv[:1], argv[1:], None, timeout, kind="reference")
 
 
 def parse(result: CliResult) -> ReferenceRun:
