@@ -197,19 +197,23 @@ def step_same_streamed(context):
 @then("both answers end right before the earliest stop string and never show it")
 def step_stopped(context):
     full = context.facts.longest.answer
-    api_checks.check_chat_batch(context.ex)
-    api_checks.check_stopped_before(batch_content(context.ex), full, context.stop, context.ex.describe())
-    api_checks.check_chat_stream(context.streamed)
-    api_checks.check_stopped_before(joined_content(context.streamed), full, context.stop,
-                                    context.streamed.describe())
+    with expect.labelled("batch answer"):
+        api_checks.check_chat_batch(context.ex)
+        api_checks.check_stopped_before(batch_content(context.ex), full, context.stop, context.ex.describe())
+    with expect.labelled("streamed answer"):
+        api_checks.check_chat_stream(context.streamed)
+        api_checks.check_stopped_before(joined_content(context.streamed), full, context.stop,
+                                        context.streamed.describe())
 
 
 @then("each bad request gets a clean client error and the next valid request still succeeds:")
 def step_bad_requests(context):
     for row in context.table:
-        bad = _record(context, send_bad_request(context.client, row["bad request"], context.model))
-        api_checks.check_error(bad, expected_status(row["status"]),
-                               mentions="mlx-e2e-no-such/model" if row["bad request"] == "an unknown model" else None)
+        name = row["bad request"]
+        bad = _record(context, send_bad_request(context.client, name, context.model))
+        with expect.labelled(f"bad request '{name}'"):
+            api_checks.check_error(bad, expected_status(row["status"]),
+                                   mentions="mlx-e2e-no-such/model" if name == "an unknown model" else None)
         good = _chat(context, context.facts.prompts[0], max_tokens=8)
         expect.that(good.status == 200, f"after {row['bad request']}, a valid request got {good.status}",
                     good.describe())

@@ -228,9 +228,15 @@ def _check_stream(ex: Exchange, kind: _StreamKind) -> None:
         that(first.get("role") == "assistant", f"{what}: the first chunk's delta has role "
                                                f"{first.get('role')!r}, expected 'assistant'", evidence)
     _check_finish(chunks, what, evidence)
-    for chunk in chunks:
-        if not chunk["choices"] and chunk.get("usage") is not None:
-            _check_usage(chunk["usage"], f"{what}: usage chunk", evidence)
+    asked = bool(((ex.request_json or {}).get("stream_options") or {}).get("include_usage"))
+    for i, chunk in enumerate(chunks):
+        usage = chunk.get("usage")
+        if usage is None:
+            continue
+        that(asked and not chunk["choices"], f"{what}: chunk #{i} carries usage {usage}; expected usage "
+             "only in one final chunk with empty choices, and only when stream_options.include_usage "
+             "is asked for" + ("" if asked else " (it was not)"), evidence)
+        _check_usage(usage, f"{what}: usage chunk", evidence)
 
 
 def check_chat_stream(ex: Exchange) -> None:

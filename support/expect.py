@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from .model_facts import visible_tokens
 
 
@@ -39,3 +41,12 @@ def that(condition: bool, message: str, evidence: str = "") -> None:
     """A plain check whose message names expected and actual values."""
     if not condition:
         raise AssertionError(message + (f"\n{evidence}" if evidence else ""))
+
+
+@contextmanager
+def labelled(label: str):
+    """Prefix the message of a failing check with `label` (which request, which mode)."""
+    try:
+        yield
+    except AssertionError as e:
+        raise AssertionError(f"{label}: {e}") from None

@@ -20,7 +20,7 @@ from support.errors import ConfigError, SuiteError
 
 KINDS = ("product", "model")
 REQUIRED = ("id", "title", "kind", "models", "evidence")
-OPTIONAL = ("scenario", "tags", "sut", "link")
+OPTIONAL = ("scenario", "tags", "messages", "sut", "link")
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
     ">": operator.gt, "<": operator.lt}
@@ -75,6 +75,7 @@ class KnownIssue:
     evidence: str
     scenario: str | None = None
     tags: frozenset[str] = frozenset()
+    messages: tuple[str, ...] = ()  # globs: the failure message must match one (none given: any)
     sut: VersionRange | None = None
     link: str | None = None
 
@@ -84,11 +85,15 @@ class KnownIssue:
                 and (self.sut is None or sut_version in self.sut))
 
     def matches(self, model_id: str, scenario_name: str, tags: Iterable[str],
-                sut_version: str) -> bool:
-        """True when this issue covers the model's run of the scenario on this SUT."""
+                sut_version: str, message: str | None = None) -> bool:
+        """True when this issue covers the model's run of the scenario on this SUT, and, where the
+        entry names messages, the failure looks like the registered one (a new defect in the same
+        scenario is not absorbed)."""
         return (self.applies_to(model_id, sut_version)
                 and (self.scenario is None or fnmatchcase(scenario_name, self.scenario))
-                and self.tags <= {tag.lstrip("@") for tag in tags})
+                and self.tags <= {tag.lstrip("@") for tag in tags}
+                and (not self.messages or message is None
+                     or any(fnmatchcase(message, glob) for glob in self.messages)))
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,11 @@ class Registry:
     entries: tuple[KnownIssue, ...]
 
     def match(self, model_id: str, scenario_name: str, tags: Iterable[str],
-              sut_version: str) -> KnownIssue | None:
+              sut_version: str, message: str | None = None) -> KnownIssue | None:
         """The first entry covering this run, or None."""
         tags = list(tags)
         return next((issue for issue in self.entries
-                     if issue.matches(model_id, scenario_name, tags, sut_version)), None)
+                     if issue.matches(model_id, scenario_name, tags, sut_version, message)), None)
 
 
 def load(path: Path) -> Registry:
@@ -148,7 +153,7 @@ def _entry(item: Any, index: int, path: Path) -> KnownIssue:
     for key in ("id", "title", "evidence", "scenario", "sut", "link"):
         if key in item and not (isinstance(item[key], str) and item[key].strip()):
             raise fail(f"{key} must be a non-empty string")
-    for key in ("models", "tags"):
+    for key in ("models", "tags", "messages"):
         value = item.get(key)
         if key in item and not (isinstance(value, list) and value
                                 and all(isinstance(v, str) and v.strip() for v in value)):
@@ -165,4 +170,4 @@ def _entry(item: Any, index: int, path: Path) -> KnownIssue:
                       models=tuple(item["models"]), evidence=item["evidence"],
                       scenario=item.get("scenario"),
                       tags=frozenset(tag.lstrip("@") for tag in item.get("tags", [])),
-                      sut=sut, link=item.get("link"))
+                      messages=tuple(item.get("messages", ())), sut=sut, link=item.get("link"))

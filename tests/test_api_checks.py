@@ -104,6 +104,8 @@ CASES = [
     Case("chat stream with usage chunk", event_stream(with_usage(GOOD_CHAT)), CHAT_STREAM, call="stream"),
     Case("usage chunk total wrong", event_stream(with_usage(GOOD_CHAT, BAD_USAGE_CHUNK)), CHAT_STREAM,
          r"usage chunk: usage.total_tokens is 99, expected", call="stream"),
+    Case("usage not asked for", event_stream(with_usage(GOOD_CHAT)), CHAT_STREAM,
+         r"carries usage .*only when stream_options.include_usage is asked for \(it was not\)", call="stream"),
     Case("events merged (no blank line)", merged(GOOD_CHAT, 2, b"\n"), CHAT_STREAM,
          r"event #2 holds several `data:` lines with no blank line between them \(events merged", call="stream"),
     Case("events merged (one line)", merged(GOOD_CHAT, 2, b""), CHAT_STREAM,
@@ -202,6 +204,8 @@ def served() -> Iterator[tuple[CannedServer, Client]]:
 def test_check(index: int, served: tuple[CannedServer, Client]) -> None:
     case, (_, client) = CASES[index], served
     path, payload = f"/case/{index}", chat_payload(MODEL, "What is the capital of France?")
+    if "usage" in case.id and "not asked" not in case.id:  # what stream_options.include_usage gives
+        payload["stream_options"] = {"include_usage": True}
     ex = {"get": lambda: client.get(path), "post": lambda: client.post_json(path, payload),
           "stream": lambda: client.stream(path, payload)}[case.call]()
     if case.fails_with is None:
