@@ -22,6 +22,20 @@ e2e: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+## report: the HTML report of the last live run, reports/allure-report (Allure 3 on Node.js, no Java)
+ALLURE_RESULTS ?= reports/allure-results
+ALLURE_REPORT  ?= reports/allure-report
+ALLURE_CONFIG  ?= reports/allurerc.json
+report: $(STAMP) node_modules/.package-lock.json
+	$(BIN)/python -m support.allure_results $(ALLURE_RESULTS) $(ALLURE_CONFIG)
+	rm -rf $(ALLURE_REPORT)
+	node_modules/.bin/allure generate --config $(ALLURE_CONFIG) -o $(ALLURE_REPORT) $(ALLURE_RESULTS)
+	@echo "mlx-e2e: HTML report $(ALLURE_REPORT)/index.html (view: node_modules/.bin/allure open $(ALLURE_REPORT))"
+
+# The pinned report tool (package.json, package-lock.json), installed when node_modules is missing or stale.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
 ## demo: build the demo portfolio (a no-op when it is up to date)
 demo: $(STAMP)
 	$(BIN)/python -m support.demo_portfolio build

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Sequence
 
 
+ATTACHMENT_LIMIT = 64 * 1024  # characters of stdout/stderr kept in a report attachment
+
+
 def sut_env(hf_home: Path | None) -> dict[str, str]:
     """Environment of every SUT subprocess: the user's, the portfolio cache, never the hub."""
     env = dict(os.environ)
@@ -78,7 +81,15 @@ def cli_attachments(result: CliResult) -> dict[str, str]:
     """The CLI call as report attachments: command line, exit code, stdout, stderr."""
     ended = "killed after timeout" if result.timed_out else str(result.returncode)
     return {"command line": " ".join(result.argv), "exit code": f"{ended} ({result.seconds:.2f} s)",
-            "stdout": result.stdout, "stderr": result.stderr}
+            "stdout": _clip(result.stdout), "stderr": _clip(result.stderr)}
+
+
+def _clip(text: str, limit: int = ATTACHMENT_LIMIT) -> str:
+    """Head and tail of a long output (a looping CLI can print megabytes)."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
 
 
 # `mlxk run` streams only when stdout is a terminal. stdout (and stdin) get the slave side of a

@@ -42,7 +42,8 @@ class Settings:
 
 
 KNOWN_KEYS = frozenset(f.name for f in fields(Settings))
-EXTRA_KEYS: set[str] = set()  # userdata keys other modules read themselves
+EXTRA_KEYS: set[str] = {"max_ttft_s", "min_tokens_per_s"}  # userdata keys other modules read themselves
+# (max_ttft_s, min_tokens_per_s: performance thresholds, support/metrics.py)
 
 
 def shown(value: str) -> str:

@@ -10,7 +10,7 @@ from behave.model_core import Status
 from behave.tag_matcher import ActiveTagMatcher
 
 from . import evidence, outlines, session
-from .errors import SuiteError
+from . import reporting
 from .paths import REPORTS
 
 LIVE_TAG = "live_e2e"
@@ -37,12 +37,14 @@ def start_session(config, features):
     if not _live_selected(config, features):
         return None  # plain `behave`: no live scenario, no discovery, no model
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends servers like Ctrl-C does
+    reporting.check_userdata(config.userdata)  # reports: performance thresholds (SuiteError when bad)
     return session.start(config.userdata, features, say)
 
 
 def before_all(context) -> None:
     context.suite = getattr(context._runner, "suite", None)
     context.known_failures, context.unexpected_failures = [], []
+    reporting.before_all(context)  # reports: portfolio matrix, SUT speed, thresholds
 
 
 def _model_of(scenario) -> str | None:
@@ -56,6 +58,7 @@ def before_scenario(context, scenario) -> None:
     context.model = _model_of(scenario)
     context.evidence = []
     context.exchanges, context.cli_results = context.evidence, context.evidence  # one record, in order
+    reporting.before_scenario(context, scenario)  # reports: Allure epic and story
     suite = context.suite
     if suite is None:
         return
@@ -71,14 +74,16 @@ def before_scenario(context, scenario) -> None:
 
 def after_scenario(context, scenario) -> None:
     suite = context.suite
+    issue = None
     if suite is not None:
         suite.timings.update(evidence.seconds_by_kind(context.evidence))
+        if scenario.status == Status.failed:  # a hook error or undefined step is never a known issue
+            message = next((s.error_message or "" for s in scenario.all_steps if s.status == Status.failed), "")
+            issue = suite.registry.match(context.model or "", scenario.name, scenario.effective_tags,
+                                         suite.sut_version, message)
+        reporting.after_scenario(context, scenario, issue)  # reports: matrix, speed, Allure marks
     if suite is None or scenario.status in (Status.passed, Status.skipped, Status.untested):
         return
-    issue = None
-    if scenario.status == Status.failed:  # a hook error or undefined step is never a known issue
-        issue = suite.registry.match(context.model or "", scenario.name, scenario.effective_tags,
-                                     suite.sut_version)
     server = getattr(context, "server", None)
     folder = evidence.keep_failure(scenario.name, context.evidence, server.log_path if server else None)
     if issue is None:
@@ -119,5 +124,9 @@ def after_all(context) -> None:
             f"({', '.join(sorted({k['issue'] for k in context.known_failures}))})")
     if not_seen:
         say(f"registered issues that did not fail in this run (not exercised, or fixed?): {', '.join(not_seen)}")
+    reporting.after_all(context, say)  # reports: portfolio.md, metrics.json, Allure environment/categories
     if problems:
         raise SystemExit(2)
+
+
+after_all.capture = False  # behave shows a passing hook's output only when not captured: the run's last lines

@@ -5,7 +5,7 @@ Feature: The OpenAI-compatible server answers every model correctly
   completion requests in batch and streaming mode with the shapes, finish reasons and token
   counts that clients rely on.
 
-  @portfolio.text
+  @portfolio.text @blocker
   Scenario Outline: The server of <model> is healthy and lists its model
     Given a server for the portfolio model "<model>"
     When I ask for the server's health
@@ -16,7 +16,7 @@ Feature: The OpenAI-compatible server answers every model correctly
     Examples:
       | model |
 
-  @portfolio.chat
+  @portfolio.chat @critical @allure.issue:20
   Scenario Outline: A chat answer from <model> is a complete chat completion
     Given a server for the portfolio model "<model>"
     When I ask for a chat answer to the model's first prompt
@@ -26,7 +26,7 @@ Feature: The OpenAI-compatible server answers every model correctly
     Examples:
       | model |
 
-  @portfolio.chat @streaming
+  @portfolio.chat @streaming @critical @allure.issue:20
   Scenario Outline: A streamed chat answer from <model> is a well-formed event stream
     Given a server for the portfolio model "<model>"
     When I ask for a streamed chat answer to the model's first prompt
@@ -36,7 +36,7 @@ Feature: The OpenAI-compatible server answers every model correctly
     Examples:
       | model |
 
-  @portfolio.text
+  @portfolio.text @allure.issue:20
   Scenario Outline: A text completion from <model> is a complete text completion
     Given a server for the portfolio model "<model>"
     When I ask for a text completion of the model's first prompt
@@ -46,7 +46,7 @@ Feature: The OpenAI-compatible server answers every model correctly
     Examples:
       | model |
 
-  @portfolio.text @streaming
+  @portfolio.text @streaming @allure.issue:20
   Scenario Outline: A streamed text completion from <model> is a well-formed event stream
     Given a server for the portfolio model "<model>"
     When I ask for a streamed text completion of the model's first prompt

@@ -4,7 +4,7 @@ Feature: The server gives each demo model's golden answers
   server must return those answers character for character, in batch and in streaming mode,
   including multibyte UTF-8 that byte-level tokens split, and stop where the model stops.
 
-  @portfolio.chat
+  @portfolio.chat @critical
   Scenario Outline: <model> gives its golden chat answers
     Given a server for the portfolio model "<model>"
     When I ask for a chat answer to each of the model's golden prompts
@@ -14,7 +14,7 @@ Feature: The server gives each demo model's golden answers
     Examples:
       | model |
 
-  @portfolio.chat @streaming
+  @portfolio.chat @streaming @critical
   Scenario Outline: <model> streams its golden chat answers intact
     Given a server for the portfolio model "<model>"
     When I ask for a streamed chat answer to each of the model's golden prompts

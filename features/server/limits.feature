@@ -16,7 +16,7 @@ Feature: Token limits and stop sequences are honoured exactly
     Examples:
       | model |
 
-  @portfolio.chat
+  @portfolio.chat @allure.issue:68
   Scenario Outline: A stop string cuts <model>'s answer before it, in batch and streaming mode
     Given a server for the portfolio model "<model>"
     When I ask for a chat answer to the model's longest golden prompt with a stop string taken from its middle
@@ -26,7 +26,7 @@ Feature: Token limits and stop sequences are honoured exactly
     Examples:
       | model |
 
-  @portfolio.chat
+  @portfolio.chat @allure.issue:68
   Scenario Outline: A list of stop strings cuts <model>'s answer at the earliest one
     Given a server for the portfolio model "<model>"
     When I ask for a chat answer to the model's longest golden prompt with a list of two stop strings, the later one first

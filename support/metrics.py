@@ -1,0 +1,256 @@
+"""The SUT's speed per model, from what the scenarios recorded anyway (``reports/metrics.json``).
+
+Figures per model, each with its unit, the number of samples and their median, min and max:
+
+* ``server_startup``: ``mlxk serve`` started until ``GET /health`` answered 200 (every start).
+* ``ttft``: a streamed answer's time to first token: request sent until the first chunk with
+  non-empty content arrived.
+* ``tokens_per_s``: decode rate of a streamed answer after its first token: the tokens after
+  the first divided by the time after the first. Tokens are ``usage.completion_tokens`` when
+  the stream reports usage, else the chunks with content (one token per chunk).
+* ``batch_latency``: a chat or text completion asked in one piece, request to whole answer.
+* ``cli_wall``: wall time of a ``mlxk run MODEL ...`` call that exited 0 (model load included).
+
+Only exchanges that succeeded count: an HTTP error, a broken or cut stream, a timed-out or
+failed command says nothing about speed. Nothing here measures on its own: the hooks feed it
+the scenario's evidence (``Exchange`` and ``CliResult`` objects) and the server pool's starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from .cli_runner import CliResult
+from .errors import ConfigError
+from .openai_http import Exchange
+
+UNITS = {"server_startup": "s", "ttft": "s", "tokens_per_s": "tokens/s", "batch_latency": "s",
+         "cli_wall": "s"}
+MEANING = {
+    "server_startup": "mlxk serve started until GET /health answered 200",
+    "ttft": "streamed answer: request sent until the first chunk with content",
+    "tokens_per_s": "streamed answer: tokens after the first / seconds after the first",
+    "batch_latency": "chat or text completion in one piece: request to whole answer",
+    "cli_wall": "mlxk run MODEL ... (exit 0): wall time, model load included",
+}
+_COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
+
+
+# --- one exchange ------------------------------------------------------------------------
+
+def _completion_tokens(ex: Exchange) -> int | None:
+    """``usage.completion_tokens`` of the last event that reports usage, if any."""
+    for event in reversed(ex.events):
+        usage = event.get("usage") if isinstance(event, dict) else None
+        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if isinstance(tokens, int) and not isinstance(tokens, bool):
+            return tokens
+    return None
+
+
+def stream_figures(ex: Exchange) -> dict | None:
+    """Time to first token and decode rate of one complete streamed answer; None if it is not one.
+
+    ``tokens_per_s`` is None when the answer has fewer than two tokens (no rate after the first).
+    """
+    if not (ex.streamed and ex.status == 200 and ex.error is None and ex.ttft_seconds is not None):
+        return None
+    tokens, source = _completion_tokens(ex), "usage.completion_tokens"
+    if tokens is None:
+        tokens, source = sum(1 for text in ex.chunk_texts if text), "content chunks"
+    after_first = ex.seconds - ex.ttft_seconds
+    rate = (tokens - 1) / after_first if tokens >= 2 and after_first > 0 else None
+    return {"ttft_s": round(ex.ttft_seconds, 4), "stream_s": round(ex.seconds, 4), "tokens": tokens,
+            "tokens_from": source, "tokens_per_s": None if rate is None else round(rate, 2)}
+
+
+def _is_completion(ex: Exchange) -> bool:
+    return ex.method == "POST" and ex.url.rstrip("/").endswith(_COMPLETION_PATHS)
+
+
+def _exchange_model(ex: Exchange) -> str | None:
+    model = ex.request_json.get("model") if isinstance(ex.request_json, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def _cli_model(result: CliResult, models: set[str] | None) -> str | None:
+    """MODEL of ``... run MODEL ...``: the first ``run`` followed by a known model (any, without a list)."""
+    argv = result.argv
+    for i, word in enumerate(argv[:-1]):
+        if word == "run" and (models is None or argv[i + 1] in models):
+            return argv[i + 1]
+    return None
+
+
+# --- a run -------------------------------------------------------------------------------
+
+def summary(values: list[float], unit: str, digits: int = 4) -> dict:
+    """n, median, min, max of the samples, with the unit; median None without samples."""
+    if not values:
+        return {"unit": unit, "n": 0, "median": None, "min": None, "max": None}
+    return {"unit": unit, "n": len(values), "median": round(statistics.median(values), digits),
+            "min": round(min(values), digits), "max": round(max(values), digits)}
+
+
+class Collector:
+    """Samples per model and figure, fed scenario by scenario; ``report()`` makes metrics.json."""
+
+    def __init__(self, models: Iterable[str] | None = None) -> None:
+        self.models = set(models) if models is not None else None
+        self.samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+
+    def _add(self, model: str | None, figure: str, value: float | None) -> None:
+        if model is not None and value is not None and math.isfinite(value):
+            self.samples[model][figure].append(float(value))
+
+    def add_evidence(self, items: Iterable[object]) -> None:
+        """A scenario's recorded exchanges and CLI calls (anything else is ignored)."""
+        for item in items:
+            if isinstance(item, Exchange) and _is_completion(item):
+                model = _exchange_model(item)
+                if item.streamed:
+                    figures = stream_figures(item)
+                    if figures is not None:
+                        self._add(model, "ttft", figures["ttft_s"])
+                        self._add(model, "tokens_per_s", figures["tokens_per_s"])
+                elif item.status == 200 and item.error is None:
+                    self._add(model, "batch_latency", item.seconds)
+            elif isinstance(item, CliResult) and item.returncode == 0:
+                self._add(_cli_model(item, self.models), "cli_wall", item.seconds)
+
+    def add_server_starts(self, events: Iterable[tuple[str, str, float]]) -> None:
+        """The server pool's events: every ``("start", model, seconds)`` is one startup."""
+        for kind, model, seconds in events:
+            if kind == "start":
+                self._add(model, "server_startup", seconds)
+
+    def record(self, model: str) -> dict:
+        """One model's figures: name -> summary (with unit)."""
+        got = self.samples.get(model, {})
+        return {name: summary(got.get(name, []), unit, 2 if unit == "tokens/s" else 4)
+                for name, unit in UNITS.items()}
+
+    def report(self, models: Iterable[str], machine: Mapping, *, sut_version: str = "",
+               portfolio: str = "", gated: Mapping[str, str] | None = None) -> dict:
+        """The metrics.json document: the machine, the units, and one record per model.
+
+        ``models`` come first in their order; a model with samples but not listed follows.
+        """
+        ordered = list(dict.fromkeys([*models, *sorted(self.samples)]))
+        gated = gated or {}
+        return {
+            "sut_version": sut_version,
+            "portfolio": portfolio,
+            "machine": dict(machine),
+            "units": dict(UNITS),
+            "meaning": dict(MEANING),
+            "models": [{"model": m, "gated": gated.get(m), **self.record(m)} for m in ordered],
+        }
+
+
+# --- thresholds (userdata) ---------------------------------------------------------------
+
+THRESHOLD_KEYS = ("max_ttft_s", "min_tokens_per_s")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_ttft_s: float | None = None
+    min_tokens_per_s: float | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.max_ttft_s is not None or self.min_tokens_per_s is not None
+
+    def describe(self) -> str:
+        parts = [f"time to first token <= {self.max_ttft_s:g} s" if self.max_ttft_s is not None else "",
+                 f">= {self.min_tokens_per_s:g} tokens/s" if self.min_tokens_per_s is not None else ""]
+        return ", ".join(p for p in parts if p) or "none given"
+
+
+def thresholds(userdata: Mapping[str, str]) -> Thresholds:
+    """``-D max_ttft_s=2 -D min_tokens_per_s=20``; empty means not given; ConfigError on a bad value."""
+    values: dict[str, float] = {}
+    for key in THRESHOLD_KEYS:
+        raw = str(userdata.get(key, "") or "").strip()
+        if not raw:
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number > 0):
+            raise ConfigError(f"-D {key}={raw}: expected a number > 0 (a performance threshold), "
+                              f"e.g. -D {key}={'2' if key == 'max_ttft_s' else '20'}")
+        values[key] = number
+    return Thresholds(**values)
+
+
+def threshold_problems(figures: Mapping, limits: Thresholds) -> list[str]:
+    """Each threshold the measured figures miss, as one line (empty: all met, or none given)."""
+    problems = []
+    ttft, rate = figures.get("ttft_s"), figures.get("tokens_per_s")
+    if limits.max_ttft_s is not None and (ttft is None or ttft > limits.max_ttft_s):
+        problems.append(f"time to first token {ttft} s is over -D max_ttft_s={limits.max_ttft_s:g}")
+    if limits.min_tokens_per_s is not None and (rate is None or rate < limits.min_tokens_per_s):
+        problems.append(f"decode rate {rate} tokens/s is under -D min_tokens_per_s={limits.min_tokens_per_s:g}")
+    return problems
+
+
+# --- the machine -------------------------------------------------------------------------
+
+def cpu_name() -> str:
+    """The CPU's marketing name (Linux /proc/cpuinfo, macOS sysctl), else platform's guess."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                 text=True, timeout=5).stdout.strip()
+            if out:
+                return out
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info() -> dict:
+    """What the figures were measured on."""
+    return {
+        "cpu": cpu_name(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_logical": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "os": platform.platform(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def format_table(report: Mapping) -> list[str]:
+    """The report as a few console lines: one per model with measurements."""
+    lines = []
+    for rec in report["models"]:
+        cells = []
+        for name, label in (("server_startup", "startup"), ("ttft", "ttft"), ("tokens_per_s", "tok/s"),
+                            ("batch_latency", "batch"), ("cli_wall", "cli")):
+            s = rec[name]
+            if s["median"] is not None:
+                cells.append(f"{label} {s['median']:g}{'' if s['unit'] == 'tokens/s' else ' s'}")
+        if cells:
+            lines.append(f"{rec['model']}: " + ", ".join(cells))
+    return lines

@@ -1,0 +1,119 @@
+"""The portfolio at a glance: models x areas, each cell pass / FAIL / known issue / skipped.
+
+The area of a scenario comes from its tags (``@server``, ``@streaming``, ``@parity``, ``@cli``,
+``@performance``); a scenario counts in every area it is tagged with. Its model is the model
+of its portfolio row; scenarios without a row (e.g. "an unknown model fails") form one row of
+their own. Below the table: the models discovery excluded and the models the RAM gate held
+back, each with its reason. Printed at the end of a live run and written to
+``reports/portfolio.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+AREAS: tuple[tuple[str, str], ...] = (("server", "server"), ("streaming", "streaming"),
+                                      ("parity", "parity"), ("cli", "CLI"), ("performance", "speed"))
+NO_MODEL = "(not per model)"
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+_FAILED = {"failed", "error", "hook_error", "cleanup_error", "undefined", "pending", "pending_warn"}
+_SKIPPED = {"skipped", "untested", "executing"}
+LEGEND = ("pass: every scenario that ran passed (n = how many); FAIL n/m: n of m scenarios that ran "
+          "failed without a registered issue; known KI-...: failures, all registered in "
+          "features/known_issues.toml (n/m failed); skipped: none ran (RAM gate, portfolio rule); "
+          "-: no scenario of this area for the model")
+
+
+def outcome_status(status: object) -> str:
+    """behave's scenario status (enum or name) as passed / failed / skipped."""
+    name = getattr(status, "name", status)
+    name = str(name).lower()
+    if name == "passed":
+        return PASSED
+    if name in _FAILED:
+        return FAILED
+    return SKIPPED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    model: str | None
+    areas: frozenset[str]
+    status: str  # passed / failed / skipped
+    issue: str | None = None  # a registered known issue explains the failure
+
+
+def areas_of(tags: Iterable[str]) -> frozenset[str]:
+    names = {tag.lstrip("@") for tag in tags}
+    return frozenset(area for area, _ in AREAS if area in names)
+
+
+class Matrix:
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    def add(self, model: str | None, tags: Iterable[str], status: object, issue: str | None = None) -> None:
+        """One scenario's result; ``issue`` is the known issue id when a registered issue explains it."""
+        state = outcome_status(status)
+        self.outcomes.append(Outcome(model, areas_of(tags), state, issue if state == FAILED else None))
+
+    def cell(self, model: str | None, area: str) -> str:
+        mine = [o for o in self.outcomes if o.model == model and area in o.areas]
+        if not mine:
+            return "-"
+        ran = [o for o in mine if o.status != SKIPPED]
+        if not ran:
+            return "skipped"
+        failed = [o for o in ran if o.status == FAILED]
+        unknown = [o for o in failed if o.issue is None]
+        if unknown:
+            return f"FAIL {len(unknown)}/{len(ran)}"
+        if failed:
+            issues = ",".join(sorted({o.issue for o in failed if o.issue}))
+            return f"known {issues} ({len(failed)}/{len(ran)})"
+        return f"pass ({len(ran)})"
+
+    def areas(self) -> list[tuple[str, str]]:
+        """The areas with at least one scenario, in AREAS order."""
+        seen = set().union(*(o.areas for o in self.outcomes)) if self.outcomes else set()
+        return [(area, title) for area, title in AREAS if area in seen]
+
+    def rows(self, models: Sequence[str]) -> list[str | None]:
+        """The given models in their order, then models seen but not given, then the no-model row."""
+        seen = [o.model for o in self.outcomes]
+        extra = sorted({m for m in seen if m is not None and m not in models})
+        rows: list[str | None] = list(dict.fromkeys([*models, *extra]))
+        if None in seen:
+            rows.append(None)
+        return rows
+
+    def render(self, models: Sequence[str], excluded: Sequence[tuple[str, str]] = (),
+               gated: Mapping[str, str] | None = None, title: str = "Portfolio matrix") -> str:
+        """The table, the legend, the excluded and the gated models, as Markdown."""
+        gated = gated or {}
+        areas = self.areas()
+        header = ["model", *[t for _, t in areas]]
+        body = [[(m if m is not None else NO_MODEL) + (" (gated)" if m in gated else ""),
+                 *[self.cell(m, a) for a, _ in areas]] for m in self.rows(models)]
+        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+        def line(cells: list[str]) -> str:
+            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+        out = [f"# {title}", "", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+        out += [line(r) for r in body]
+        out += ["", LEGEND, ""]
+        out.append(f"## Excluded by discovery ({len(excluded)})")
+        out += [f"- {m}: {why}" for m, why in excluded] or ["- none"]
+        out += ["", f"## Gated by the RAM budget ({len(gated)})"]
+        out += [f"- {m}: {why}" for m, why in sorted(gated.items())] or ["- none"]
+        return "\n".join(out) + "\n"
+
+    def counts(self) -> dict[str, int]:
+        """Scenario outcomes: passed, failed (unexpected), known, skipped."""
+        out = {"passed": 0, "failed": 0, "known": 0, "skipped": 0}
+        for o in self.outcomes:
+            key = "known" if o.status == FAILED and o.issue else o.status
+            out[key] += 1
+        return out

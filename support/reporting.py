@@ -1,0 +1,91 @@
+"""The reports of a live run, fed by the behave hooks (support/hooks.py calls one function each).
+
+* the portfolio matrix, models x areas (support/portfolio_matrix.py): console and reports/portfolio.md
+* the SUT's speed per model (support/metrics.py): reports/metrics.json, also attached to Allure
+* Allure labels, known-issue marks, environment.properties and categories.json
+  (support/allure_results.py)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Callable
+
+import allure
+
+from . import allure_results, metrics, outlines, portfolio_matrix
+from .paths import REPORTS
+
+MATRIX = REPORTS / "portfolio.md"
+METRICS = REPORTS / "metrics.json"
+
+
+def _row_model(scenario) -> str | None:
+    """The model of the scenario's portfolio row (steps may pick another model later)."""
+    row = getattr(scenario, "_row", None)
+    if row is None or outlines.MODEL_COLUMN not in row.headings:
+        return None
+    return row[outlines.MODEL_COLUMN]
+
+
+def check_userdata(userdata) -> None:
+    """Before the live run starts: a bad threshold ends it as one ConfigError line."""
+    metrics.thresholds(userdata)
+
+
+def before_all(context) -> None:
+    suite = context.suite
+    context.allure_plugins = allure_results.enable_dynamic_labels(getattr(context._runner, "formatters", []))
+    context.matrix = portfolio_matrix.Matrix()
+    context.speed = metrics.Collector([m.id for m in suite.portfolio.text] if suite is not None else None)
+    context.thresholds = metrics.thresholds(context.config.userdata) if suite is not None else metrics.Thresholds()
+
+
+def before_scenario(context, scenario) -> None:
+    allure_results.label_open_test(scenario.name, _row_model(scenario))
+
+
+def after_scenario(context, scenario, issue) -> None:
+    """``issue``: the registered known issue that explains this failed scenario, or None."""
+    context.matrix.add(_row_model(scenario), scenario.effective_tags, scenario.status,
+                       issue.id if issue is not None else None)
+    context.speed.add_evidence(context.evidence)
+    if issue is not None:
+        allure_results.mark_open_test_known(issue.id, issue.kind, issue.link)
+
+
+def after_all(context, say: Callable[[str], None]) -> None:
+    allure_results.disable_dynamic_labels(context.allure_plugins)  # every result is written
+    suite = context.suite
+    models = [m.id for m in suite.portfolio.text]
+    machine = metrics.machine_info()
+    if suite.pool is not None:
+        context.speed.add_server_starts(suite.pool.events)
+    speed = context.speed.report(models, machine, sut_version=suite.sut_version,
+                                 portfolio=str(suite.hf_home), gated=suite.portfolio.gated)
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    METRICS.write_text(json.dumps(speed, indent=2) + "\n", encoding="utf-8")
+    table = context.matrix.render(models, suite.portfolio.excluded, suite.portfolio.gated,
+                                  title=f"Portfolio matrix: mlx-knife {suite.sut_version} on {suite.hf_home}")
+    MATRIX.write_text(table, encoding="utf-8")
+
+    say(f"portfolio matrix (also in {MATRIX}):")
+    print(table, file=sys.stderr, flush=True)
+    say(f"SUT speed per model, medians (details and units in {METRICS}):")
+    for line in metrics.format_table(speed):
+        say("  " + line)
+
+    results = allure_results.results_dir_of(getattr(context._runner, "formatters", []))
+    if results is None:
+        return
+    allure.global_attach(json.dumps(speed, indent=2), name="SUT speed per model (metrics.json)",
+                         attachment_type=allure.attachment_type.JSON)
+    allure.global_attach(table, name="portfolio matrix (portfolio.md)", attachment_type=allure.attachment_type.TEXT)
+    settings = suite.settings
+    environment = allure_results.run_environment(
+        sut=" ".join(settings.mlxk), sut_version=suite.sut_version, portfolio=str(suite.hf_home),
+        budget=suite.budget.describe(), shard=settings.shard, machine=machine)
+    marked = allure_results.finalize(results, environment)
+    say(f"Allure results in {results} (environment, categories, {len(marked)} known-issue result(s) "
+        "marked); HTML: make report")
