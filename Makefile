@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: e2e test demo bench report clean
+.PHONY: e2e test demo bench report clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,12 @@ e2e: $(STAMP)
 	rm -rf reports
 	$(BIN)/behave --tags=@live_e2e; $(BIN)/python -m support.verdict $$?
 
-## test: the suite's own tests
-test: $(STAMP)
+## test: the suite's own tests (the HTML report test needs Debian's chromium: installed if missing)
+test: $(STAMP) chromium
 	$(BIN)/pytest
+
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
 
 ## report: the HTML report of the last live run, reports/allure-report (Allure 3 on Node.js, no Java)
 ALLURE_RESULTS ?= reports/allure-results
