@@ -11,28 +11,12 @@ from typing import Sequence
 import jsonschema
 
 from . import ram_budget
+from .schemas import LIST_SCHEMA
 from .cli_runner import run_cli
 from .config import last_line, shown
 from .errors import DiscoveryError
 
 WHAT = "mlxk list --json"
-FIELDS = ("name", "size_bytes", "framework", "model_type", "capabilities", "health", "runtime_compatible")
-LIST_SCHEMA = {
-    "type": "object",
-    "required": ["data"],
-    "properties": {"data": {"type": "object", "required": ["models"], "properties": {"models": {
-        "type": "array", "items": {"type": "object", "required": list(FIELDS), "properties": {
-            "name": {"type": "string", "minLength": 1},
-            "size_bytes": {"type": "integer", "minimum": 0},
-            "framework": {"type": "string"},
-            "model_type": {"type": "string"},
-            "capabilities": {"type": "array", "items": {"type": "string"}},
-            "health": {"type": "string"},
-            "runtime_compatible": {"type": "boolean"},
-        }}}}}},
-}
-
-
 def run_mlxk_list(mlxk: tuple[str, ...], hf_home: Path, timeout: float) -> list[dict]:
     """The model entries `mlxk list --json` reports for the cache at hf_home."""
     try:

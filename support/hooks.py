@@ -57,7 +57,6 @@ def _model_of(scenario) -> str | None:
 def before_scenario(context, scenario) -> None:
     context.model = _model_of(scenario)
     context.evidence = []
-    context.exchanges, context.cli_results = context.evidence, context.evidence  # one record, in order
     reporting.before_scenario(context, scenario)  # reports: Allure epic and story
     suite = context.suite
     if suite is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from .openai_http import Client, Exchange, chat_payload
 
 CHAT = "/v1/chat/completions"
@@ -43,6 +41,3 @@ def stop_strings(answer: str, count: int) -> list[str]:
     middle = len(words) // 2
     return words[middle: middle + count] if middle + count <= len(words) else words[-count:]
 
-
-def describe_payload(payload: dict) -> str:
-    return json.dumps(payload, ensure_ascii=False)

@@ -30,20 +30,30 @@ CLI_ERROR = {
     "properties": {"status": {"const": "error"}, "data": {"type": "null"}, "error": _ERROR},
 }
 
-CLI_LIST = {
+# The fields of a `mlxk list --json` model entry that discovery and the suite rely on.
+FIELDS = ("name", "size_bytes", "framework", "model_type", "capabilities", "health", "runtime_compatible")
+LIST_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "object", "required": ["models"], "properties": {"models": {
+        "type": "array", "items": {"type": "object", "required": list(FIELDS), "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "size_bytes": {"type": "integer", "minimum": 0},
+            "framework": {"type": "string"},
+            "model_type": {"type": "string"},
+            "capabilities": {"type": "array", "items": {"type": "string"}},
+            "health": {"type": "string"},
+            "runtime_compatible": {"type": "boolean"},
+        }}}}}},
+}
+
+# The whole listing as the CLI scenario checks it: the envelope plus the model entries above.
+CLI_LIST = {"allOf": [LIST_SCHEMA, {
     "type": "object",
     "required": ["status", "command", "data"],
-    "properties": {
-        "status": {"const": "success"},
-        "command": {"const": "list"},
-        "data": {"type": "object", "required": ["models", "count"], "properties": {
-            "count": {"type": "integer"},
-            "models": {"type": "array", "items": {
-                "type": "object",
-                "required": ["name", "size_bytes", "framework", "model_type", "capabilities",
-                             "health", "runtime_compatible"]}}}},
-    },
-}
+    "properties": {"status": {"const": "success"}, "command": {"const": "list"},
+                   "data": {"type": "object", "required": ["count"], "properties": {"count": {"type": "integer"}}}},
+}]}
 
 
 def parse_one_document(stdout: str, what: str, evidence: str = "") -> object:

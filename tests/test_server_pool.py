@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-import psutil
 import pytest
 
 from processes import alive
