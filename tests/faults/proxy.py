@@ -638,12 +638,17 @@ class BrokenAfterDisconnect(Fault):
     def stream(self, req, events):
         with self.streams:
             self.active += 1
+        finished = False
         try:
             for event in events:
                 yield Pause(0.15)  # paced, so a client that reads two events leaves mid-stream
                 yield event
+            finished = True
         finally:
+            # Closed early means the client left. Mark it here, before a waiting request is woken:
+            # the proxy's own client_gone() call comes only after this generator is closed.
             with self.streams:
+                self.broken = self.broken or not finished
                 self.active -= 1
                 self.streams.notify_all()
 
