@@ -27,8 +27,9 @@ Selecting: ``--name`` (the model id is in every name) and ``--tags`` work on the
 Caveats (behave 1.3.3):
 * behave skips every hook under ``--dry-run`` (``Runner.should_run_hook``), so a dry
   run cannot show the portfolio rows: the outlines generate no scenarios there.
-* ``file.feature:LINE`` selection happens while parsing, before the rows exist: the rows
-  are never deselected, so they run whatever line is given.
+* ``file.feature:LINE`` selection happens while parsing, before the rows exist, so
+  :func:`select_locations` applies it again to the filled outlines (the runner calls it):
+  the line of an outline selects all its rows, the line of a scenario that scenario.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from behave.model import Feature, ScenarioOutline, Table
+from behave.runner_util import FeatureScenarioLocationCollector2
 
 from support.errors import ConfigError, SuiteError
 
@@ -97,6 +99,22 @@ def fill_portfolio_outlines(features: Iterable[Feature],
             outline.name = f"{outline.name} ({MODEL_PLACEHOLDER})".lstrip()
         added[kind] += len(model_ids)
     return dict(added)
+
+
+def select_locations(features: Iterable[Feature], locations: Iterable[Any]) -> None:
+    """Mark skipped what ``file.feature:LINE`` locations do not select, as behave's parser does,
+    now that the portfolio rows exist. Features given without a line keep all their scenarios."""
+    lines: dict[str, list[Any]] = {}
+    for location in locations:
+        lines.setdefault(location.filename, []).append(location)
+    for feature in features:
+        chosen = lines.get(feature.filename, [])
+        if not chosen or any(not location.line for location in chosen):
+            continue
+        collector = FeatureScenarioLocationCollector2(feature, filename=feature.filename)
+        for location in chosen:
+            collector.add_location(location)
+        collector.build_feature()
 
 
 def rows_missing(features: Iterable[Feature]) -> list[str]:

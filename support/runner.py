@@ -13,7 +13,7 @@ from pathlib import Path
 from behave.exception import ConfigError
 from behave.runner import Runner
 
-from . import hooks
+from . import hooks, outlines
 from .errors import SuiteError
 from .paths import REPORTS
 
@@ -43,4 +43,6 @@ class PortfolioRunner(Runner):
             self.suite = hooks.start_session(self.config, self.features)
         except SuiteError as e:
             raise ConfigError(str(e)) from None
+        if self.suite is not None:  # the rows are new: apply file.feature:LINE selection to them
+            outlines.select_locations(self.features, self.feature_locations())
         return super().run_model(features)

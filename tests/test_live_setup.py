@@ -63,3 +63,18 @@ def test_plain_behave_runs_no_live_scenario():
     assert run.returncode == 0, run.stdout[-2000:]
     assert "0 scenarios passed" in run.stdout and " failed" in run.stdout
     assert "mlx-e2e: SUT" not in run.stderr  # no discovery happened
+
+
+def test_a_feature_line_selects_the_rows_of_that_outline_only(demo_root, tmp_path):
+    feature = ROOT / "features" / "server" / "robustness.feature"
+    line = next(n for n, text in enumerate(feature.read_text().splitlines(), 1)
+                if "recovers when a streaming client hangs up" in text)
+    out = tmp_path / "dry-run.json"
+    run = behave("--tags=@live_e2e", "--dry-run", "-f", "json", "-o", str(out), "--no-summary",
+                 f"{feature.relative_to(ROOT)}:{line}")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    scenarios = [s for f in json.loads(out.read_text()) for s in f["elements"] if s.get("keyword") == "Scenario Outline"]
+    chosen = [s["name"] for s in scenarios if s.get("status") == "untested"]
+    chat = [m["id"] for m in json.loads((demo_root / "portfolio.json").read_text())["models"] if m["expect"] == "chat"]
+    assert chosen and all("recovers when a streaming client hangs up" in name for name in chosen), chosen
+    assert len(chosen) == len(chat), f"expected one row per chat model {chat}, the dry run selects {chosen}"

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from behave.model import Feature
 from behave.parser import parse_file
+from behave.model_type import FileLocation
 
 from support.errors import ConfigError, SuiteError
 from support.outlines import (
@@ -19,6 +20,7 @@ from support.outlines import (
     portfolio_outlines,
     rows_missing,
     runner_features,
+    select_locations,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,6 +202,33 @@ def test_rows_share_the_examples_heading_line(tmp_path: Path) -> None:
     fill_portfolio_outlines([feature], ROWS)
     outline = next(feature.iter_scenario_outlines())
     assert {s.line for s in outline.scenarios} == {outline.examples[0].table.line}
+
+
+def _selected(feature: Feature) -> list[str]:
+    return [s.name for o in feature.iter_scenario_outlines() for s in o.scenarios if not s.should_skip]
+
+
+@pytest.mark.parametrize("line, expected", [
+    (4, ["Chat answers (org/a) -- @1.1 ", "Chat answers (org/b) -- @1.2 "]),  # the first outline's line
+    (11, ["Text completes for org/a -- @1.1 ", "Text completes for org/b -- @1.2 ",
+          "Text completes for org/base -- @1.3 "]),  # the second outline's line
+    (13, ["Text completes for org/a -- @1.1 ", "Text completes for org/b -- @1.2 ",
+          "Text completes for org/base -- @1.3 "]),  # a step line inside it
+])
+def test_a_file_line_selects_the_rows_of_its_outline(tmp_path: Path, line: int, expected: list[str]) -> None:
+    feature = parse(tmp_path, FEATURE)
+    fill_portfolio_outlines([feature], ROWS)
+    assert len(_selected(feature)) == 5, "every row runs before a location is applied"
+    select_locations([feature], [FileLocation(feature.filename, line)])
+    assert _selected(feature) == expected
+
+
+def test_a_file_without_line_keeps_every_row(tmp_path: Path) -> None:
+    feature = parse(tmp_path, FEATURE)
+    fill_portfolio_outlines([feature], ROWS)
+    select_locations([feature], [FileLocation(feature.filename, 4), FileLocation(feature.filename)])
+    select_locations([feature], [FileLocation("elsewhere.feature", 4)])
+    assert len(_selected(feature)) == 5
 
 
 def test_portfolio_outlines_finds_kinds_inside_rules_and_skips_untagged(tmp_path: Path) -> None:
