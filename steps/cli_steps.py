@@ -18,6 +18,7 @@ def _cli(context, *args):
 
 
 def _ask(context, model, prompt, *flags):
+    context.suite.make_room_for_process(model)  # the run loads the model beside resident servers
     return _cli(context, "run", model, prompt, "--temperature", "0", *flags)
 
 
@@ -66,6 +67,7 @@ def step_ask_unknown_json(context, model):
 def step_no_prompt(context):
     suite = context.suite
     timeout = min(suite.settings.cli_timeout, NO_PROMPT_LIMIT)
+    suite.make_room_for_process(context.model)
     context.cli = run_cli(suite.settings.mlxk, ("run", context.model), suite.hf_home, timeout)
     record(context, context.cli)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from behave import given, then, when
 from huggingface_hub import try_to_load_from_cache
 
-from support import expect, ram_budget, reference_decoder
+from support import expect, reference_decoder
 from support.cli_runner import CliResult, plain_answer, run_cli, run_in_terminal
 from support.evidence import record
 from support.openai_http import batch_content, chat_payload, completion_payload, joined_content
@@ -50,6 +50,7 @@ def _cli(context, prompt: str, *extra: str, terminal: bool = False) -> CliResult
     suite = context.suite
     args = ("run", context.model, prompt, *_cli_flags(SAME_SAMPLING), *extra)
     run = run_in_terminal if terminal else run_cli
+    suite.make_room_for_process(context.model)  # the run loads the model beside resident servers
     result = record(context, run(suite.settings.mlxk, args, suite.hf_home, suite.settings.cli_timeout))
     expect.that(result.returncode == 0, "expected `mlxk run` to succeed"
                 + (" (stdout on a pseudo-terminal)" if terminal else ""), result.describe())
@@ -161,16 +162,12 @@ def step_cli_terminal_same(context):
 @when("I decode each of the model's prompts greedily with mlx-lm and ask the server the same with greedy sampling")
 def step_reference(context):
     suite, prompts = context.suite, list(context.facts.prompts)
-    need = ram_budget.need_gb(suite.sizes.get(context.model, 0))
-    if need > suite.budget.budget_gb:  # gated models never get here; this guards the second copy
-        context.scenario.skip(f"the reference decoder loads {context.model} a second time: it needs "
-                              f"{need:.1f} GB, budget {suite.budget.describe()}")
-        return
+    context.answers = [(p, _ask(context, CHAT, chat_payload(context.model, p, max_tokens=CHAT_MAX_TOKENS,
+                                                            **GREEDY), stream=False)) for p in prompts]
+    suite.make_room_for_process(context.model)  # the decoder loads the model a second time
     path = reference_decoder.snapshot_path(context.model, suite.hf_home)
     result = record(context, reference_decoder.run(path, prompts, CHAT_MAX_TOKENS, suite.settings.cli_timeout))
     context.reference = reference_decoder.parse(result)
-    context.answers = [(p, _ask(context, CHAT, chat_payload(context.model, p, max_tokens=CHAT_MAX_TOKENS,
-                                                            **GREEDY), stream=False)) for p in prompts]
 
 
 @then("each server answer is the reference answer")

@@ -109,6 +109,7 @@ def after_all(context) -> None:
         "sut_version": suite.sut_version,
         "portfolio": str(suite.hf_home),
         "server_starts": getattr(suite.pool, "starts", 0),
+        "server_evictions": sum(1 for e in getattr(suite.pool, "events", ()) if e[0] == "evict"),
         "seconds": {"server_startup": round(getattr(suite.pool, "startup_seconds_total", 0.0), 3),
                     **{k: round(v, 3) for k, v in sorted(suite.timings.items())}},
         "known_failures": context.known_failures,

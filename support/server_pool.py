@@ -56,8 +56,19 @@ class ServerPool:
             if not self.reuse:
                 for resident in list(self._servers):
                     self._end(resident, "stop")
-            self._make_room(self.need_bytes(model) + self._max_rss)
+            self._make_room(self.process_cost(model))
             return self._start(model)
+
+    def process_cost(self, model: str) -> float:
+        """Estimated memory of one more process holding ``model`` (a server, or a CLI or
+        reference-decoder run): its need plus the largest server RSS measured so far."""
+        return self.need_bytes(model) + self._max_rss
+
+    def make_room(self, extra_bytes: float) -> None:
+        """Evict least recently used servers until the residents and one more process needing
+        ``extra_bytes`` (a CLI or reference-decoder run) fit the budget, or no server is left."""
+        with self._lock:
+            self._make_room(extra_bytes)
 
     def release(self, model: str) -> None:
         """Done with ``model`` for now: ends its server when reuse is off, else keeps it."""

@@ -48,6 +48,13 @@ class Session:
             self.pool = self._make_pool()
         return self.pool.acquire(model_id)
 
+    def make_room_for_process(self, model_id: str) -> None:
+        """Before a CLI or reference-decoder process loads ``model_id``: evict resident servers,
+        least recently used first, until that process fits the RAM budget beside them."""
+        if self.pool is None:
+            self.pool = self._make_pool()
+        self.pool.make_room(self.pool.process_cost(model_id))
+
     def _make_pool(self):
         from .cli_runner import sut_env
         from .server_pool import ServerPool

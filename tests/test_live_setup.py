@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BEHAVE = Path(sys.executable).parent / "behave"
 
 
-def behave(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def behave(*args: str, timeout: float = 300, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(BEHAVE), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"} | {"HF_HOME": ""})
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": "", **(env_extra or {})})
 
 
 def test_dry_run_shows_one_row_per_eligible_model_and_the_exclusions(demo_root):
@@ -78,3 +79,16 @@ def test_a_feature_line_selects_the_rows_of_that_outline_only(demo_root, tmp_pat
     chat = [m["id"] for m in json.loads((demo_root / "portfolio.json").read_text())["models"] if m["expect"] == "chat"]
     assert chosen and all("recovers when a streaming client hangs up" in name for name in chosen), chosen
     assert len(chosen) == len(chat), f"expected one row per chat model {chat}, the dry run selects {chosen}"
+
+
+def test_a_cli_or_reference_process_gets_room_within_the_budget(demo_root, tmp_path):
+    """With a budget that holds one server but not a server and a second copy of the model, the
+    server is evicted before `mlxk run` and before the reference decoder, and started again when
+    a later scenario needs it: the run never holds more than the budget allows."""
+    run = behave("--tags=@live_e2e", "-D", "include=mlx-e2e-demo/gemma-style", "-D", "ram_budget_gb=0.2",
+                 "-n", "prints the server's answer|greedy answers", "-f", "progress",
+                 env_extra={"MLX_E2E_REPORTS": str(tmp_path)})
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert (verdict["server_starts"], verdict["server_evictions"]) == (2, 2), (
+        f"expected 2 starts and 2 evictions (before the CLI run, before the reference decode), got {verdict}")

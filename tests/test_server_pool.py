@@ -60,6 +60,19 @@ def test_reuse_and_lru_eviction(pool_of_two: ServerPool) -> None:
     assert [e[:2] for e in pool.events[-2:]] == [("stop", A), ("stop", C)]
 
 
+def test_room_for_a_cli_process_evicts_lru_servers(pool_of_two: ServerPool) -> None:
+    pool = pool_of_two
+    pool.acquire(A)
+    pool.acquire(B)
+    pool.make_room(0.1 * NEED)
+    assert pool.resident() == [A, B], "a small process fits beside both servers"
+    pool.make_room(pool.process_cost(C))
+    assert pool.resident() == [B], "one more model-sized process: the least recently used server went"
+    pool.make_room(10 * NEED)
+    assert pool.resident() == [], "a process over the budget: every server went (one process is always allowed)"
+    assert [e[:2] for e in pool.events if e[0] != "start"] == [("evict", A), ("evict", B)]
+
+
 def test_dead_server_is_replaced(pool_of_two: ServerPool) -> None:
     first = pool_of_two.acquire(A)
     os.kill(first.pid, signal.SIGKILL)  # a process this test started, ended by its PID
