@@ -30,10 +30,10 @@ def step_portfolio_model(context, model):
 
 @given("any portfolio chat model")
 def step_any_chat_model(context):
-    chat = context.suite.portfolio.chat
-    runnable = [m.id for m in chat if not context.suite.gated_reason(m.id)]
-    expect.that(bool(runnable), f"no chat model in the portfolio fits the RAM budget: {[m.id for m in chat]}")
-    step_portfolio_model(context, runnable[0])
+    model = context.suite.first_runnable_chat_model()
+    expect.that(model is not None, "no chat model of the portfolio fits the RAM budget: "
+                f"{[m.id for m in context.suite.portfolio.chat]}")
+    step_portfolio_model(context, model)
 
 
 @when("I ask the model its first prompt on the command line")

@@ -1,5 +1,6 @@
 """Steps for the OpenAI-compatible server: one resident server per model, raw HTTP checked."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from behave import given, then, when
@@ -8,7 +9,7 @@ from support import api_checks, expect
 from support.evidence import record
 from support.openai_http import (Client, batch_content, chat_payload, completion_payload,
                                  disconnect_mid_stream, joined_content)
-from support.request_catalogue import CHAT, expected_status, send_bad_request, stop_strings
+from support.request_catalogue import CHAT, NOT_INSTALLED, expected_status, send_bad_request, stop_strings
 
 COMPLETIONS = "/v1/completions"
 
@@ -230,6 +231,30 @@ def step_concurrent(context):
 @then("each answer is the golden answer of its own prompt")
 def step_concurrent_golden(context):
     step_every_golden(context)
+
+
+@given("a server for any portfolio chat model")
+def step_any_server(context):
+    model = context.suite.first_runnable_chat_model()
+    expect.that(model is not None, "no chat model of the portfolio fits the RAM budget: "
+                f"{[m.id for m in context.suite.portfolio.chat]}")
+    step_server(context, model)
+
+
+@when("one client asks for a model that is not installed while another asks the served model")
+def step_not_installed_beside_served(context):
+    served = chat_payload(context.model, context.facts.prompts[0], max_tokens=8)
+    context.alone = _record(context, context.client.post_json(CHAT, served))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        refused = pool.submit(context.client.post_json, CHAT, chat_payload(NOT_INSTALLED, "Say hello.", max_tokens=8))
+        time.sleep(0.1)  # the refusal is on its way first
+        meanwhile = pool.submit(context.client.post_json, CHAT, served)
+        context.refused, context.meanwhile = _record(context, refused.result()), _record(context, meanwhile.result())
+
+
+@then("the model that is not installed is refused within {limit:g} seconds, without holding up the served model")
+def step_refused_promptly(context, limit):
+    api_checks.check_prompt_refusal(context.refused, context.meanwhile, context.alone, NOT_INSTALLED, limit)
 
 
 @when("a streaming client hangs up after the first chunks")

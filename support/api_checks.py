@@ -283,6 +283,25 @@ def check_error(ex: Exchange, expected_status: int | range, mentions: str | None
                                f"detail {error.get('detail')!r}", evidence)
 
 
+def check_prompt_refusal(refused: Exchange, served: Exchange, alone: Exchange, model: str, limit_s: float) -> None:
+    """A request for a model that is not installed is refused (404 naming it) within ``limit_s``,
+    and a request for the served model sent while the refusal is under way is answered within
+    ``limit_s`` of the time it takes alone: looking a name up in the cache holds up nobody."""
+    check_error(refused, 404, mentions=model)
+    check_chat_batch(served)
+    problems = []
+    if refused.seconds > limit_s:
+        problems.append(f"the refusal of {model} took {refused.seconds:.1f} s (expected within {limit_s:g} s: "
+                        "a model that is not in the cache needs only a lookup)")
+    if served.seconds > alone.seconds + limit_s:
+        problems.append(f"the served model's answer took {served.seconds:.1f} s while the refusal was under way "
+                        f"(alone: {alone.seconds:.2f} s, allowed {alone.seconds + limit_s:.1f} s): the bad request "
+                        "held up another client")
+    that(not problems, "; ".join(problems),
+         f"--- refused:\n{refused.describe()}\n--- served meanwhile:\n{served.describe()}\n"
+         f"--- served alone:\n{alone.describe()}")
+
+
 def check_usage_tokens(ex: Exchange, expected_completion_tokens: int) -> None:
     """usage.completion_tokens equals the expected count (batch body, or a stream's usage chunk)."""
     if ex.streamed:

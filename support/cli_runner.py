@@ -34,6 +34,7 @@ class CliResult:
     seconds: float
     timeout: float
     kind: str = "cli"  # what ran: the SUT's CLI, or the suite's reference decoder ("reference")
+    started_at: float | None = None  # time.monotonic() when it was started
 
     @property
     def timed_out(self) -> bool:
@@ -68,7 +69,7 @@ def run_cli(command: Sequence[str], args: Sequence[str], hf_home: Path | None, t
             out, err = b"", b"(output lost: a descendant kept the pipes open after the kill)"
         code = None
     return CliResult(argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                     time.monotonic() - started, timeout, kind)
+                     time.monotonic() - started, timeout, kind, started)
 
 
 def plain_answer(result: CliResult) -> str:
@@ -141,4 +142,5 @@ def run_in_terminal(command, args, hf_home: Path | None, timeout: float) -> CliR
         os.close(master)
         proc.stderr.close()
     text = out.decode("utf-8", "replace").replace("\r\n", "\n")
-    return CliResult(argv, code, text, err.decode("utf-8", "replace"), time.monotonic() - started, timeout)
+    return CliResult(argv, code, text, err.decode("utf-8", "replace"), time.monotonic() - started, timeout,
+                     started_at=started)

@@ -45,8 +45,21 @@ def keep_failure(scenario_name: str, items: list, server_log: Path | None) -> Pa
 
 
 def seconds_by_kind(items: list) -> dict[str, float]:
-    """Time spent in the SUT (HTTP requests, CLI calls) and in the reference decoder, summed."""
+    """Time spent in the SUT (HTTP requests, CLI calls) and in the reference decoder, per kind: the
+    length of the union of the items' time spans, so requests in flight together count once (an
+    item without a start time counts in full)."""
     totals = {"request": 0.0, "cli": 0.0, "reference": 0.0}
+    spans: dict[str, list[tuple[float, float]]] = {kind: [] for kind in totals}
     for item in items:
-        totals[item.kind if isinstance(item, CliResult) else "request"] += item.seconds
+        kind = item.kind if isinstance(item, CliResult) else "request"
+        if item.started_at is None:
+            totals[kind] += item.seconds
+        else:
+            spans[kind].append((item.started_at, item.started_at + item.seconds))
+    for kind, kind_spans in spans.items():
+        covered_to = float("-inf")
+        for start, end in sorted(kind_spans):
+            if end > covered_to:
+                totals[kind] += end - max(start, covered_to)
+                covered_to = end
     return totals

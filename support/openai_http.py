@@ -43,6 +43,7 @@ class Exchange:
     transcript: str = ""
     error: str | None = None
     seconds: float = 0.0
+    started_at: float | None = None  # time.monotonic() when the request was sent
     ttft_seconds: float | None = None
     chunk_texts: list[str] = field(default_factory=list)
     streamed: bool = False
@@ -203,7 +204,7 @@ class Client:
         return read_stream(self.url(path), {**payload, "stream": True}, self.stream_timeout)
 
     def _exchange(self, ex: Exchange, kwargs: dict[str, Any]) -> Exchange:
-        started = time.monotonic()
+        started = ex.started_at = time.monotonic()
         try:
             response = requests.request(ex.method, ex.url, timeout=self.timeout, **kwargs)
         except requests.RequestException as e:
@@ -219,7 +220,7 @@ class Client:
 def read_stream(url: str, payload: dict, stream_timeout: float, stop_after: int | None = None) -> Exchange:
     """POST `payload` and record the stream; with `stop_after`, close the socket after that many events."""
     ex = Exchange("POST", url, request_json=payload, streamed=True)
-    started = time.monotonic()
+    started = ex.started_at = time.monotonic()
     deadline = started + stream_timeout
     try:
         response = requests.post(url, json=payload, stream=True, timeout=(min(10.0, stream_timeout), stream_timeout))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .openai_http import Client, Exchange, chat_payload
 
 CHAT = "/v1/chat/completions"
+NOT_INSTALLED = "mlx-e2e-no-such/model"  # a model id that no cache holds
 
 
 def send_bad_request(client: Client, name: str, model: str) -> Exchange:
@@ -13,7 +14,7 @@ def send_bad_request(client: Client, name: str, model: str) -> Exchange:
     if name == "malformed JSON":
         return client.post_raw(CHAT, b'{"model": "' + model.encode() + b'", "messages": [')
     payloads = {
-        "an unknown model": {**good, "model": "mlx-e2e-no-such/model"},
+        "an unknown model": {**good, "model": NOT_INSTALLED},
         "no messages": {k: v for k, v in good.items() if k != "messages"},
         "max_tokens given as text": {**good, "max_tokens": "ten"},
         "a negative temperature": {**good, "temperature": -1},

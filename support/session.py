@@ -42,6 +42,10 @@ class Session:
     def gated_reason(self, model_id: str) -> str | None:
         return self.portfolio.gated.get(model_id)
 
+    def first_runnable_chat_model(self) -> str | None:
+        """The first chat model of the portfolio that the RAM gate lets run (None when none does)."""
+        return next((m.id for m in self.portfolio.chat if not self.gated_reason(m.id)), None)
+
     def server(self, model_id: str):
         """A running server for the model, from the pool (started on first use)."""
         if self.pool is None:

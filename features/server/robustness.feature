@@ -20,6 +20,11 @@ Feature: The server rejects bad input cleanly and survives real clients
     Examples:
       | model |
 
+  Scenario: A request for a model that is not installed is refused at once and holds up nobody
+    Given a server for any portfolio chat model
+    When one client asks for a model that is not installed while another asks the served model
+    Then the model that is not installed is refused within 2 seconds, without holding up the served model
+
   @portfolio.chat @use.with_portfolio=demo @slow
   Scenario Outline: Four simultaneous requests to <model> each get their own answer
     Given a server for the portfolio model "<model>"
