@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from processes import alive
+from processes import alive, with_default_sigint
 from support.server_pool import ServerPool
 from support.server_process import LocalServer, ServerStartError
 
@@ -112,7 +112,7 @@ def _run_driver(tmp_path: Path, sig: signal.Signals) -> tuple[int, list[int], st
     """Start the driver, read its server PIDs, send ``sig``, wait (bounded) for its exit."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     driver = subprocess.Popen(
-        [sys.executable, str(STANDINS / "pool_driver.py"), str(tmp_path)],
+        with_default_sigint([sys.executable, str(STANDINS / "pool_driver.py"), str(tmp_path)]),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
     )
     try:

@@ -26,6 +26,8 @@ from typing import Callable
 
 import psutil
 
+from processes import with_default_sigint
+
 from .catalogue import Selection
 from .shim import FAULT_VAR, write_wrapper
 
@@ -197,7 +199,8 @@ def run_behave(selection: Selection, fault: str | None, folder: Path, wrapper: P
     tracked: dict[int, psutil.Process] = {}
     began = time.monotonic()
     with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        proc = subprocess.Popen(with_default_sigint(argv), cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err)  # the signal tests send Ctrl-C
         try:
             me = psutil.Process(proc.pid)
             hooked = on_start is None
