@@ -6,13 +6,15 @@ Feature: Every way of asking gives the same answer
   difference means the product changed the text on one path. A reference answer decoded
   directly with mlx-lm shows that the shared answer is the model's own, and not an artefact
   of how mlx-knife formats the prompt, stops the model or turns tokens into text. Reasoning
-  models must separate their reasoning from their answer the same way on every path.
+  models must separate their reasoning from their answer the same way on every path. And a
+  streamed answer must not come many times slower than the same answer in one piece.
 
   @portfolio.chat @streaming
   Scenario Outline: A streamed chat answer from <model> equals its answer in one piece
     Given a server for the portfolio model "<model>"
     When I ask each of the model's prompts at temperature 0, once in one piece and once streamed
     Then each streamed answer is the batch answer, character for character
+    And streaming them took at most 3 times as long as asking in one piece, plus 1 second
 
     Examples:
       | model |
@@ -22,6 +24,7 @@ Feature: Every way of asking gives the same answer
     Given a server for the portfolio model "<model>"
     When I ask for a text completion of each of the model's prompts, once in one piece and once streamed
     Then each streamed completion is the batch completion, character for character
+    And streaming them took at most 3 times as long as asking in one piece, plus 1 second
 
     Examples:
       | model |

@@ -7,7 +7,7 @@ from pathlib import Path
 from behave import given, then, when
 from huggingface_hub import try_to_load_from_cache
 
-from support import expect, reference_decoder
+from support import expect, metrics, reference_decoder
 from support.cli_runner import CliResult, plain_answer, run_cli, run_in_terminal
 from support.evidence import record
 from support.openai_http import batch_content, chat_payload, completion_payload, joined_content
@@ -121,6 +121,11 @@ def step_text_pairs(context):
 def step_pairs_same(context):
     _all_same([(batch_content(b), joined_content(s), f"streamed vs batch answer to {p!r}",
                 _both("batch", b, "stream", s)) for p, b, s in context.pairs])
+
+
+@then("streaming them took at most {factor:g} times as long as asking in one piece, plus {slack:g} second")
+def step_stream_pace(context, factor, slack):
+    metrics.check_stream_pace([(b, s) for _, b, s in context.pairs], factor, slack)
 
 
 # --- steps: server vs command line ------------------------------------------------------------

@@ -18,6 +18,7 @@ the scenario's evidence (``Exchange`` and ``CliResult`` objects) and the server 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -32,6 +33,7 @@ import psutil
 
 from .cli_runner import CliResult
 from .errors import ConfigError
+from .expect import that
 from .openai_http import Exchange
 
 UNITS = {"server_startup": "s", "ttft": "s", "tokens_per_s": "tokens/s", "batch_latency": "s",
@@ -72,6 +74,22 @@ def stream_figures(ex: Exchange) -> dict | None:
     rate = (tokens - 1) / after_first if tokens >= 2 and after_first > 0 else None
     return {"ttft_s": round(ex.ttft_seconds, 4), "stream_s": round(ex.seconds, 4), "tokens": tokens,
             "tokens_from": source, "tokens_per_s": None if rate is None else round(rate, 2)}
+
+
+def check_stream_pace(pairs: Iterable[tuple[Exchange, Exchange]], factor: float, slack_s: float) -> None:
+    """Streaming the (batch, stream) pairs' answers took at most ``factor`` times as long as asking
+    for them in one piece, plus ``slack_s`` (the timer noise of short answers). The bug class:
+    streaming many times slower than batch (mlx-knife #73), e.g. a flush or sleep per token."""
+    pairs = list(pairs)
+    batch, stream = sum(b.seconds for b, _ in pairs), sum(s.seconds for _, s in pairs)
+    allowed = factor * batch + slack_s
+    lines = [f"  batch {b.seconds:.3f} s, stream {s.seconds:.3f} s"
+             + (f" (first content after {s.ttft_seconds:.3f} s)" if s.ttft_seconds is not None else "")
+             + f": {s.url} {json.dumps(s.request_json)[:160]}" for b, s in pairs]
+    that(stream <= allowed,
+         f"streaming the {len(pairs)} answer(s) took {stream:.2f} s, {stream / batch if batch else float('inf'):.1f}x "
+         f"the {batch:.2f} s of asking for them in one piece (allowed: {factor:g}x + {slack_s:g} s = {allowed:.2f} s)",
+         "each answer:\n" + "\n".join(lines))
 
 
 def _is_completion(ex: Exchange) -> bool:

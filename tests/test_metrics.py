@@ -148,3 +148,23 @@ def test_a_bad_threshold_ends_the_live_run_before_it_starts():
     assert errors == ["ConfigError: -D max_ttft_s=soon: expected a number > 0 (a performance threshold), "
                       "e.g. -D max_ttft_s=2"]
     assert "mlx-e2e: SUT" not in run.stderr  # nothing was discovered, no model loaded
+
+
+def _timed(seconds: float, streamed: bool) -> Exchange:
+    return Exchange("POST", "http://x/v1/chat/completions", request_json={"model": "m", "stream": streamed},
+                    seconds=seconds, streamed=streamed)
+
+
+def test_stream_pace_allows_a_factor_and_a_slack():
+    pairs = [(_timed(1.0, False), _timed(2.9, True)), (_timed(1.0, False), _timed(4.0, True))]
+    metrics.check_stream_pace(pairs, factor=3, slack_s=1)  # 6.9 s <= 3 x 2 s + 1 s
+
+
+def test_a_stream_many_times_slower_than_batch_fails_with_the_figures():
+    pairs = [(_timed(0.02, False), _timed(5.0, True)), (_timed(0.03, False), _timed(5.1, True))]
+    with pytest.raises(AssertionError) as info:
+        metrics.check_stream_pace(pairs, factor=3, slack_s=1)
+    first = str(info.value).splitlines()[0]
+    assert first == ("streaming the 2 answer(s) took 10.10 s, 202.0x the 0.05 s of asking for them in one "
+                     "piece (allowed: 3x + 1 s = 1.15 s)")
+    assert "batch 0.020 s, stream 5.000 s" in str(info.value)

@@ -15,8 +15,10 @@ streaming UTF-8 fault is injected on gemma-style instead (stream-replacement-cha
 issues that share a scenario with other checks name the failure messages they cover (`messages` in
 features/known_issues.toml), so a new defect in the same scenario is caught, not absorbed.
 
-The speed fault is caught only with the opt-in floor `-D min_tokens_per_s` (features/performance.feature):
-a default run has no speed bound.
+Speed: a stream many times slower than batch is caught by a default run (the parity scenario bounds
+the streamed time by the batch time); a server that is uniformly slow, batch and stream alike, only
+by the opt-in floor `-D min_tokens_per_s` (features/performance.feature): a default run cannot know
+how fast a user's model should be.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ CONCURRENCY = _slice("concurrency", "four simultaneous golden requests",
                      "--tags=@server", "-n", "Four simultaneous requests")
 DISCONNECT = _slice("disconnect", "a streaming client hangs up, then a new request",
                     "--tags=@server", "-n", "recovers when a streaming client hangs up")
+STREAM_PARITY = _slice("stream-parity", "streamed vs batch chat answers: same text, comparable time",
+                       "--tags=@parity", "-n", "A streamed chat answer from")
 SPEED = _slice("speed", "the speed scenario with a floor of 20 tokens/s (the demo model streams hundreds)",
                "--tags=@performance", "-D", "min_tokens_per_s=20")
 CLI_ANSWERS = _slice("cli-answers", "mlxk run: plain, golden, --json, --max-tokens",
@@ -171,6 +175,8 @@ CATALOGUE: tuple[Fault, ...] = (
     Fault("models-missing", "/v1/models", "GET /v1/models lists the other cached models but not the served one",
           API, ("is healthy and lists its model",)),
     Fault("slow-stream", "speed", "every stream event is held back 0.5 s (streaming many times slower than batch)",
+          STREAM_PARITY, ("A streamed chat answer from",)),
+    Fault("slow-decode", "speed", "batch and stream alike deliver ~10 tokens/s (every token held back 0.1 s)",
           SPEED, ("The speed of",)),
     # --- command line ----------------------------------------------------------------------
     Fault("cli-exit-0-on-error", "CLI exit code", "`mlxk run` exits 0 whatever happened",

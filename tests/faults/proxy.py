@@ -18,6 +18,7 @@ import select
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
@@ -678,13 +679,33 @@ class SlowStream(Fault):
             yield event
 
 
+class SlowDecode(Fault):
+    """A uniformly slow server (a decode regression): every stream event and every token of a batch
+    answer is held back 0.1 s, so batch and stream are equally slow (~10 tokens/s)."""
+
+    name = "slow-decode"
+    PER_TOKEN = 0.1
+
+    def batch(self, req, resp):
+        doc = resp.json
+        if req.method == "POST" and resp.status == 200 and isinstance(doc, dict):
+            tokens = (doc.get("usage") or {}).get("completion_tokens") or 0
+            time.sleep(min(self.PER_TOKEN * tokens, 10.0))
+        return resp
+
+    def stream(self, req, events):
+        for event in events:
+            yield Pause(self.PER_TOKEN)
+            yield event
+
+
 FAULTS: dict[str, type[Fault]] = {cls.name: cls for cls in (
     Fault, BatchEndToken, CompletionEndToken, BatchRunsOn, ObjectChatCompletions, BatchFinishMissing,
     UsageTotalWrong, FinishStopAtLength, StreamEndToken, StreamNoDone, StreamJsonContentType, SseMerged,
     StreamIdChanges, StreamNoRole, ChunkObjectName, StreamFinishNeverSet, StreamFinishEmpty, UsageEveryChunk,
     StreamDropLastToken, StreamReplacementChar, BatchUtf8Fffd, BatchStopNotStripped, StopListOrder, UnknownModel500,
     ErrorBodyNotJson, MalformedJson200, StreamHangMidway, NoHeaders, ConcurrentSwap, BrokenAfterDisconnect,
-    ModelsMissing, SlowStream)}
+    ModelsMissing, SlowStream, SlowDecode)}
 
 
 # --- the proxy --------------------------------------------------------------------------
