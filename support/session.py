@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import cache_manifest, config, demo_portfolio, discovery, known_issues, outlines, ram_budget
+from . import cache_manifest, config, demo_portfolio, discovery, expect, known_issues, outlines, ram_budget
 from .errors import SuiteError
 from .model_facts import ModelFacts, facts_for
 from .paths import REGISTRY, REPORTS
@@ -42,9 +42,12 @@ class Session:
     def gated_reason(self, model_id: str) -> str | None:
         return self.portfolio.gated.get(model_id)
 
-    def first_runnable_chat_model(self) -> str | None:
-        """The first chat model of the portfolio that the RAM gate lets run (None when none does)."""
-        return next((m.id for m in self.portfolio.chat if not self.gated_reason(m.id)), None)
+    def first_runnable_chat_model(self) -> str:
+        """The first chat model of the portfolio that the RAM gate lets run (a failed check when none does)."""
+        model = next((m.id for m in self.portfolio.chat if not self.gated_reason(m.id)), None)
+        expect.that(model is not None, "no chat model of the portfolio fits the RAM budget: "
+                    f"{[m.id for m in self.portfolio.chat]}")
+        return model
 
     def server(self, model_id: str):
         """A running server for the model, from the pool (started on first use)."""
