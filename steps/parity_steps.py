@@ -98,22 +98,22 @@ def reasoning_split(text: str) -> tuple[str | None, str]:
 
 # --- steps: streaming vs batch ------------------------------------------------------------------
 
+def _ask_both_ways(context, path: str, payloads) -> None:
+    """Each (prompt, payload) asked in one piece and streamed: `context.pairs` of (prompt, batch, stream)."""
+    context.pairs = [(prompt, _ask(context, path, payload, stream=False), _ask(context, path, payload, stream=True))
+                     for prompt, payload in payloads]
+
+
 @when("I ask each of the model's prompts at temperature 0, once in one piece and once streamed")
 def step_chat_pairs(context):
-    context.pairs = []
-    for prompt in context.facts.prompts:
-        payload = chat_payload(context.model, prompt, max_tokens=CHAT_MAX_TOKENS)
-        context.pairs.append((prompt, _ask(context, CHAT, payload, stream=False),
-                              _ask(context, CHAT, payload, stream=True)))
+    _ask_both_ways(context, CHAT, [(p, chat_payload(context.model, p, max_tokens=CHAT_MAX_TOKENS))
+                                   for p in context.facts.prompts])
 
 
 @when("I ask for a text completion of each of the model's prompts, once in one piece and once streamed")
 def step_text_pairs(context):
-    context.pairs = []
-    for prompt in context.facts.prompts:
-        payload = completion_payload(context.model, prompt, max_tokens=TEXT_MAX_TOKENS)
-        context.pairs.append((prompt, _ask(context, COMPLETIONS, payload, stream=False),
-                              _ask(context, COMPLETIONS, payload, stream=True)))
+    _ask_both_ways(context, COMPLETIONS, [(p, completion_payload(context.model, p, max_tokens=TEXT_MAX_TOKENS))
+                                          for p in context.facts.prompts])
 
 
 @then("each streamed answer is the batch answer, character for character")

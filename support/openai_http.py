@@ -300,12 +300,6 @@ def joined_content(ex: Exchange) -> str:
     return "".join(ex.chunk_texts)
 
 
-def finish_reasons(ex: Exchange) -> list[str | None]:
-    """Each chunk's `choices[0].finish_reason`, in order (chunks without a choice are skipped)."""
-    return [e["choices"][0].get("finish_reason") for e in ex.events
-            if isinstance(e, dict) and _chunk_text(e) is not None]
-
-
 def batch_content(ex: Exchange) -> str:
     """A batch answer: `choices[0].message.content` (chat) or `choices[0].text` (completions)."""
     try:

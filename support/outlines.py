@@ -9,10 +9,10 @@ Examples table with the single heading ``model`` and no rows::
       Examples:
         | model |
 
-Why ``before_all``: behave 1.3 calls the formatters' ``feature()`` before the
+Why so early: behave 1.3 calls the formatters' ``feature()`` before the
 ``before_feature`` hook, and allure-behave wraps each generated scenario inside
-``feature()``; rows added later are not reported. So the hook fills every table up
-front, walking the runner's parsed features (see :func:`runner_features`).
+``feature()``; rows added later are not reported. So the suite's runner
+(support/runner.py) fills every table between parsing and running, before any formatter.
 
 Filling uses ``Table.clear``/``Table.add_row``: they mark the table modified, so the
 outline rebuilds its scenarios. Every added row gets the line of the table's heading.
@@ -25,8 +25,9 @@ default annotation (``scenario_outline_annotation_schema``, ``{name} -- @{row.id
 Selecting: ``--name`` (the model id is in every name) and ``--tags`` work on the rows.
 
 Caveats (behave 1.3.3):
-* behave skips every hook under ``--dry-run`` (``Runner.should_run_hook``), so a dry
-  run cannot show the portfolio rows: the outlines generate no scenarios there.
+* behave skips every hook under ``--dry-run`` (``Runner.should_run_hook``), so a hook
+  cannot fill the rows of a dry run; the suite's runner (support/runner.py) fills them
+  between parsing and running instead, also under ``--dry-run``.
 * ``file.feature:LINE`` selection happens while parsing, before the rows exist, so
   :func:`select_locations` applies it again to the filled outlines (the runner calls it):
   the line of an outline selects all its rows, the line of a scenario that scenario.
@@ -41,23 +42,11 @@ from typing import Any
 from behave.model import Feature, ScenarioOutline, Table
 from behave.runner_util import FeatureScenarioLocationCollector2
 
-from support.errors import ConfigError, SuiteError
+from support.errors import ConfigError
 
 PORTFOLIO_TAG_PREFIX = "portfolio."
 MODEL_COLUMN = "model"
 MODEL_PLACEHOLDER = f"<{MODEL_COLUMN}>"
-
-
-def runner_features(context: Any) -> list[Feature]:
-    """The features behave parsed for this run (a private attribute of its runner).
-
-    Only in ``before_all`` can their outlines still be filled for every formatter.
-    """
-    features = getattr(getattr(context, "_runner", None), "features", None)
-    if features is None:
-        raise SuiteError("behave's runner has no parsed features (context._runner.features): "
-                         "this behave version cannot fill the portfolio outlines")
-    return features
 
 
 def portfolio_outlines(features: Iterable[Feature]) -> list[tuple[ScenarioOutline, str]]:

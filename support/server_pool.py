@@ -70,12 +70,6 @@ class ServerPool:
         with self._lock:
             self._make_room(extra_bytes)
 
-    def release(self, model: str) -> None:
-        """Done with ``model`` for now: ends its server when reuse is off, else keeps it."""
-        with self._lock:
-            if not self.reuse and model in self._servers:
-                self._end(model, "stop")
-
     def resident(self) -> list[str]:
         """Models with a server, least recently used first."""
         return list(self._servers)

@@ -18,10 +18,16 @@ from typing import Iterator
 import pytest
 
 from support.openai_http import (DONE, Client, batch_content, chat_payload, completion_payload,
-                                 disconnect_mid_stream, finish_reasons, joined_content)
+                                 disconnect_mid_stream, joined_content)
 
 MODEL = "org/tiny-model"
 HOLD_MAX = 10.0  # a hanging canned answer never holds its thread longer than this
+
+
+def _finish_reasons(ex) -> list:
+    """Each content chunk's `choices[0].finish_reason`, in order."""
+    return [e["choices"][0].get("finish_reason") for e in ex.events
+            if isinstance(e, dict) and e.get("choices") and {"delta", "text"} & e["choices"][0].keys()]
 
 
 @dataclass
@@ -281,13 +287,13 @@ def test_stream_events_chunk_texts_and_helpers(client: Client, server: CannedSer
     assert ex.events == chat_stream_payloads() and ex.events[-1] == DONE
     assert ex.chunk_texts == ["", *ANSWER_TOKENS, ""]
     assert joined_content(ex) == "The capital of France is Paris."
-    assert finish_reasons(ex) == [None] * 8 + ["stop"]
+    assert _finish_reasons(ex) == [None] * 8 + ["stop"]
     assert ex.ttft_seconds is not None and 0 < ex.ttft_seconds <= ex.seconds
 
 
 def test_completion_stream_texts(client: Client) -> None:
     ex = client.stream("/text/stream", completion_payload(MODEL, "Q"))
-    assert joined_content(ex) == "The capital of France is Paris." and finish_reasons(ex)[-1] == "stop"
+    assert joined_content(ex) == "The capital of France is Paris." and _finish_reasons(ex)[-1] == "stop"
 
 
 def test_transcript_is_byte_exact_across_odd_chunk_boundaries(server: CannedServer, client: Client) -> None:

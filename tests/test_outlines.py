@@ -7,19 +7,17 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from behave.model import Feature
 from behave.parser import parse_file
 from behave.model_type import FileLocation
 
-from support.errors import ConfigError, SuiteError
+from support.errors import ConfigError
 from support.outlines import (
     fill_portfolio_outlines,
     portfolio_outlines,
     rows_missing,
-    runner_features,
     select_locations,
 )
 
@@ -56,10 +54,10 @@ def step_model(context, model_id):
 """
 
 ENVIRONMENT = f"""\
-from support.outlines import fill_portfolio_outlines, runner_features
+from support.outlines import fill_portfolio_outlines
 
 def before_all(context):
-    fill_portfolio_outlines(runner_features(context), {ROWS!r})
+    fill_portfolio_outlines(context._runner.features, {ROWS!r})  # before any formatter's feature()
 """
 
 
@@ -290,11 +288,3 @@ def test_rows_missing_lists_outlines_without_rows(tmp_path: Path) -> None:
     assert rows_missing([feature]) == [f"{text} @portfolio.text"]
     fill_portfolio_outlines([feature], ROWS)
     assert rows_missing([feature]) == []
-
-
-def test_runner_features_reads_the_runner(tmp_path: Path) -> None:
-    features = [parse(tmp_path, FEATURE)]
-    context = SimpleNamespace(_runner=SimpleNamespace(features=features))
-    assert runner_features(context) is features
-    with pytest.raises(SuiteError, match="context._runner.features"):
-        runner_features(SimpleNamespace())

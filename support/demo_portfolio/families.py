@@ -129,6 +129,3 @@ FAMILIES: dict[str, Family] = {
         ),
     )
 }
-
-# Every end or template token a family here uses; the suite's scans add the model's own.
-ALL_SPECIAL_TOKENS = sorted({t for f in FAMILIES.values() for t in f.specials})

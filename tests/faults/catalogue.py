@@ -200,9 +200,3 @@ CATALOGUE: tuple[Fault, ...] = (
 
 BY_NAME = {f.name: f for f in CATALOGUE}
 SELECTIONS: tuple[Selection, ...] = tuple(dict.fromkeys(f.selection for f in CATALOGUE))
-
-# Faults of the harness, not of the API (tests/test_harness_robustness.py).
-STARTUP_FAULTS = {
-    "hang-at-startup": "the real server runs but the requested port is never bound",
-    "exit-at-startup": "`mlxk serve` prints an error and exits 1 before binding",
-}

@@ -672,31 +672,27 @@ class SlowStream(Fault):
     """Each stream event is held back half a second (streaming many times slower than batch)."""
 
     name = "slow-stream"
+    PER_EVENT = 0.5
 
     def stream(self, req, events):
         for event in events:
-            yield Pause(0.5)
+            yield Pause(self.PER_EVENT)
             yield event
 
 
-class SlowDecode(Fault):
+class SlowDecode(SlowStream):
     """A uniformly slow server (a decode regression): every stream event and every token of a batch
     answer is held back 0.1 s, so batch and stream are equally slow (~10 tokens/s)."""
 
     name = "slow-decode"
-    PER_TOKEN = 0.1
+    PER_EVENT = 0.1
 
     def batch(self, req, resp):
         doc = resp.json
         if req.method == "POST" and resp.status == 200 and isinstance(doc, dict):
             tokens = (doc.get("usage") or {}).get("completion_tokens") or 0
-            time.sleep(min(self.PER_TOKEN * tokens, 10.0))
+            time.sleep(min(self.PER_EVENT * tokens, 10.0))
         return resp
-
-    def stream(self, req, events):
-        for event in events:
-            yield Pause(self.PER_TOKEN)
-            yield event
 
 
 FAULTS: dict[str, type[Fault]] = {cls.name: cls for cls in (

@@ -121,9 +121,6 @@ class Run:
         """The reported scenario of that name (names in the verdict keep behave's trailing space)."""
         return next((s for s in self.scenarios if s.name.strip() == name.strip()), None)
 
-    def matching(self, fragment: str) -> list[Scenario]:
-        return [s for s in self.scenarios if fragment in s.name]
-
     def where(self) -> str:
         """Where to look when an assertion about this run fails."""
         return (f"\n  run: {' '.join(self.argv)}\n  fault: {self.fault or '(none)'}; exit {self.returncode} "
