@@ -15,5 +15,5 @@ Feature: The SUT's speed is measured for every model
     Then the time to first token and the tokens per second were measured and recorded
     And they meet the thresholds given with -D max_ttft_s and -D min_tokens_per_s, if any were given
 
-    Examples:
+    Examples: every chat model of the portfolio
       | model |

@@ -1,156 +1,94 @@
-"""Steps for the command line: `mlxk run`, `list`, `show` as a user or a script calls them."""
+"""Steps for the command line (`mlxk run`, `list`, `show` as a user or a script calls them), over `context.sut`."""
 
 from behave import given, then, when
 
-from support import expect, schemas
-from support.evidence import record
-from support.cli_runner import plain_answer, run_cli
-
-NO_PROMPT_LIMIT = 20  # seconds: a CLI that has not noticed the missing prompt by then hangs
-
-
-def _cli(context, *args):
-    suite = context.suite
-    result = run_cli(suite.settings.mlxk, args, suite.hf_home, suite.settings.cli_timeout)
-    record(context, result)
-    context.cli = result
-    return result
-
-
-def _ask(context, model, prompt, *flags):
-    context.suite.make_room_for_process(model)  # the run loads the model beside resident servers
-    return _cli(context, "run", model, prompt, "--temperature", "0", *flags)
+from support import expect, schemas, step_types  # noqa: F401  (step_types registers the parameter types)
+from support.cli_runner import plain_answer
 
 
 @given('the portfolio model "{model}"')
 def step_portfolio_model(context, model):
-    context.model = model
-    context.facts = context.suite.facts(model)
+    context.sut.use_model(model)
 
 
 @given("any portfolio chat model")
 def step_any_chat_model(context):
-    step_portfolio_model(context, context.suite.first_runnable_chat_model())
+    context.sut.use_model(context.sut.any_chat_model())
 
 
-@when("I ask the model its first prompt on the command line")
-def step_ask_first(context):
-    context.prompt = context.facts.prompts[0]
-    context.plain = _ask(context, context.model, context.prompt)
-
-
-@when("I ask the same prompt on the command line with --json")
-def step_ask_json(context):
-    _ask(context, context.model, context.prompt, "--json")
+@when("I ask the model its first prompt on the command line {output:Output}")
+def step_ask_first(context, output):
+    context.sut.ask_cli(context.sut.facts.prompts[0], *output)
 
 
 @when("I ask the model its longest prompt on the command line with --json and at most {n:d} tokens")
 def step_ask_limited(context, n):
-    context.prompt = context.facts.longest.prompt
-    _ask(context, context.model, context.prompt, "--json", "--max-tokens", str(n))
+    context.sut.ask_cli(context.sut.facts.longest.prompt, "--json", max_tokens=n)
 
 
-@when('I ask the model "{model}" a prompt on the command line')
-def step_ask_unknown(context, model):
-    _ask(context, model, "Say hello.")
-
-
-@when('I ask the model "{model}" a prompt on the command line with --json')
-def step_ask_unknown_json(context, model):
-    _ask(context, model, "Say hello.", "--json")
+@when('I ask the model "{model}" a prompt on the command line {output:Output}')
+def step_ask_other_model(context, model, output):
+    context.sut.ask_cli("Say hello.", *output, model=model)
 
 
 @when("I run the model on the command line without a prompt and without a terminal")
 def step_no_prompt(context):
-    suite = context.suite
-    timeout = min(suite.settings.cli_timeout, NO_PROMPT_LIMIT)
-    suite.make_room_for_process(context.model)
-    context.cli = run_cli(suite.settings.mlxk, ("run", context.model), suite.hf_home, timeout)
-    record(context, context.cli)
+    context.sut.run_without_prompt()
 
 
 @when("I list the models on the command line with --json")
 def step_list(context):
-    _cli(context, "list", "--json")
+    context.sut.run_cli("list", "--json")
 
 
 @when("I show the model on the command line with --json")
 def step_show(context):
-    _cli(context, "show", context.model, "--json")
+    context.sut.run_cli("show", context.sut.model, "--json")
 
 
 @then("the command succeeds with a non-empty answer")
 def step_success(context):
-    r = context.cli
+    r = context.sut.last
     expect.that(r.returncode == 0 and plain_answer(r).strip() != "",
                 "expected exit code 0 and an answer on stdout", r.describe())
 
 
-@then("the printed answer shows no end or template token")
-def step_no_tokens(context):
-    expect.no_visible_tokens(plain_answer(context.plain), context.facts.forbidden_tokens,
-                             "the command-line answer", context.plain.describe())
+@then("{which:WhichAnswer} is the model's golden answer")
+def step_golden(context, which):
+    answer = context.sut.answer(which)
+    expect.same_text(context.sut.facts.golden_for(answer.prompt), answer.text,
+                     f"{answer.way} answer of {context.sut.model} to {answer.prompt!r}", answer.describe())
 
 
-@then("the printed answer is the model's golden answer")
-def step_golden(context):
-    golden = context.facts.golden_for(context.prompt)
-    expect.same_text(golden, plain_answer(context.plain), f"answer of {context.model} to {context.prompt!r}",
-                     context.plain.describe())
+@then("stdout holds exactly one JSON document that matches the {schema:Document} schema")
+def step_json_schema(context, schema):
+    r = context.sut.last
+    what = " ".join(r.argv[-2:])
+    schemas.validate(schemas.parse_one_document(r.stdout, what, r.describe()), schema, what, r.describe())
 
 
-@then("stdout holds exactly one JSON document that matches the {kind} schema")
-def step_json_schema(context, kind):
-    r = context.cli
-    doc = schemas.parse_one_document(r.stdout, f"mlxk {kind} --json", r.describe())
-    schemas.validate(doc, {"run": schemas.CLI_RUN_SUCCESS, "list": schemas.CLI_LIST}[kind],
-                     f"mlxk {kind} --json", r.describe())
-    context.doc = doc
-
-
-@then("the JSON response equals the plain answer")
+@then("the JSON response equals the printed answer")
 def step_json_equals_plain(context):
-    expect.same_text(plain_answer(context.plain), context.doc["data"]["response"],
-                     "--json response vs the plain answer", context.cli.describe())
-
-
-@then("the JSON response shows no end or template token")
-def step_json_no_tokens(context):
-    expect.no_visible_tokens(context.doc["data"]["response"], context.facts.forbidden_tokens,
-                             "the --json response", context.cli.describe())
-
-
-@then("the JSON response is a strict prefix of the golden answer")
-def step_json_prefix(context):
-    r = context.cli
-    doc = schemas.parse_one_document(r.stdout, "mlxk run --json", r.describe())
-    schemas.validate(doc, schemas.CLI_RUN_SUCCESS, "mlxk run --json", r.describe())
-    context.doc, golden, got = doc, context.facts.longest.answer, doc["data"]["response"]
-    expect.that(got != golden and golden.startswith(got),
-                f"expected a truncated start of {golden[:60]!r}..., got {got!r}", r.describe())
-
-
-@then('the JSON finish reason is "{reason}"')
-def step_json_finish(context, reason):
-    got = context.doc["data"].get("finish_reason")
-    expect.that(got == reason, f"expected finish_reason {reason!r}, got {got!r}", context.cli.describe())
+    printed, document = context.sut.answer("printed"), context.sut.answer("json")
+    expect.same_text(printed.text, document.text, "--json response vs the printed answer",
+                     printed.describe() + "\n" + document.describe())
 
 
 @then("the command fails with exit code {code:d}")
 def step_fails_with(context, code):
-    r = context.cli
+    r = context.sut.last
     expect.that(r.returncode == code, f"expected exit code {code}, got {r.returncode}", r.describe())
 
 
 @then('its output names "{text}"')
 def step_output_names(context, text):
-    r = context.cli
+    r = context.sut.last
     expect.that(text in r.stdout + r.stderr, f"expected the output to name {text!r}", r.describe())
 
 
 @then('stdout holds exactly one JSON error document naming "{text}"')
 def step_json_error(context, text):
-    r = context.cli
+    r = context.sut.last
     doc = schemas.parse_one_document(r.stdout, "mlxk run --json (error)", r.describe())
     schemas.validate(doc, schemas.CLI_ERROR, "mlxk run --json (error)", r.describe())
     expect.that(text in doc["error"]["message"], f"expected the error message to name {text!r}", r.describe())
@@ -158,7 +96,7 @@ def step_json_error(context, text):
 
 @then("the command ends by itself within {seconds:d} seconds")
 def step_ends(context, seconds):
-    r = context.cli
+    r = context.sut.last
     expect.that(not r.timed_out and r.seconds <= seconds,
                 f"expected the command to end by itself within {seconds} s; it ran {r.seconds:.1f} s"
                 + (" and was killed" if r.timed_out else ""), r.describe())
@@ -166,22 +104,23 @@ def step_ends(context, seconds):
 
 @then("the command fails with a non-zero exit code and a message")
 def step_fails_message(context):
-    r = context.cli
+    r = context.sut.last
     expect.that(r.returncode not in (0, None) and (r.stdout + r.stderr).strip() != "",
                 "expected a non-zero exit code and a message", r.describe())
 
 
 @then("every discovered portfolio model is listed with the fields discovery relies on")
 def step_list_has_portfolio(context):
-    listed = {m["name"] for m in context.doc["data"]["models"]}
-    wanted = {m.id for m in context.suite.portfolio.text}
-    missing = sorted(wanted - listed)
-    expect.that(not missing, f"models missing from mlxk list --json: {missing}", context.cli.describe())
+    r = context.sut.last
+    doc = schemas.parse_one_document(r.stdout, "mlxk list --json", r.describe())
+    listed = {m["name"] for m in doc["data"]["models"]}
+    missing = sorted({m.id for m in context.suite.portfolio.text} - listed)
+    expect.that(not missing, f"models missing from mlxk list --json: {missing}", r.describe())
 
 
 @then("the command succeeds with one JSON document about the model")
 def step_show_ok(context):
-    r = context.cli
+    r, model = context.sut.last, context.sut.model
     doc = schemas.parse_one_document(r.stdout, "mlxk show --json", r.describe())
-    expect.that(r.returncode == 0 and doc.get("status") == "success" and context.model in r.stdout,
-                f"expected exit 0 and status success naming {context.model}", r.describe())
+    expect.that(r.returncode == 0 and doc.get("status") == "success" and model in r.stdout,
+                f"expected exit 0 and status success naming {model}", r.describe())

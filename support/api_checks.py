@@ -11,78 +11,8 @@ from dataclasses import dataclass
 
 from .expect import same_text, that
 from .openai_http import DONE, Exchange
-from .schemas import validate
-
-FINISH_REASONS = ("stop", "length")
-
-_USAGE = {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
-          "properties": {k: {"type": "integer", "minimum": 0}
-                         for k in ("prompt_tokens", "completion_tokens", "total_tokens")}}
-
-
-def _completion_schema(obj: str, choice: dict) -> dict:
-    """A batch answer: one choice, a known finish_reason, usage counts."""
-    return {
-        "type": "object",
-        "required": ["id", "object", "created", "model", "choices", "usage"],
-        "properties": {
-            "id": {"type": "string", "minLength": 1},
-            "object": {"const": obj},
-            "created": {"type": "integer"},
-            "model": {"type": "string", "minLength": 1},
-            "choices": {"type": "array", "items": {
-                "type": "object", "required": ["index", "finish_reason", *choice["required"]],
-                "properties": {"index": {"const": 0}, "finish_reason": {"enum": list(FINISH_REASONS)},
-                               **choice["properties"]}}},
-            "usage": _USAGE,
-        },
-    }
-
-
-CHAT_COMPLETION = _completion_schema("chat.completion", {
-    "required": ["message"],
-    "properties": {"message": {"type": "object", "required": ["role", "content"], "properties": {
-        "role": {"const": "assistant"}, "content": {"type": "string", "minLength": 1}}}}})
-
-TEXT_COMPLETION = _completion_schema("text_completion", {
-    "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}})
-
-
-def _chunk_schema(obj: str) -> dict:
-    """One stream chunk: the envelope and, when present, a choice of the right kind."""
-    delta_or_text = ({"required": ["delta"], "properties": {"delta": {
-        "type": "object", "properties": {"content": {"type": ["string", "null"]},
-                                         "role": {"const": "assistant"}}}}}
-                     if obj == "chat.completion.chunk" else
-                     {"required": ["text"], "properties": {"text": {"type": "string"}}})
-    return {
-        "type": "object",
-        "required": ["id", "object", "created", "model", "choices"],
-        "properties": {
-            "id": {"type": "string", "minLength": 1},
-            "object": {"const": obj},
-            "created": {"type": "integer"},
-            "model": {"type": "string", "minLength": 1},
-            "choices": {"type": "array", "maxItems": 1, "items": {
-                "type": "object", **delta_or_text,
-                "properties": {"index": {"const": 0}, **delta_or_text["properties"]}}},
-            "usage": {"anyOf": [{"type": "null"}, _USAGE]},
-        },
-    }
-
-
-CHAT_CHUNK = _chunk_schema("chat.completion.chunk")
-TEXT_CHUNK = _chunk_schema("text_completion")
-
-HEALTH = {"type": "object", "required": ["status"]}
-
-MODELS = {
-    "type": "object", "required": ["object", "data"],
-    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {
-        "type": "object", "required": ["id", "object"],
-        "properties": {"id": {"type": "string", "minLength": 1}, "object": {"const": "model"}}}}},
-}
-
+from .schemas import (CHAT_CHUNK, CHAT_COMPLETION, FINISH_REASONS, HEALTH, MODELS, TEXT_CHUNK, USAGE,
+                      TEXT_COMPLETION, validate)
 
 # --- plumbing ---------------------------------------------------------------------------
 
@@ -98,7 +28,7 @@ def _json_body(ex: Exchange, what: str) -> object:
 
 
 def _check_usage(usage: object, what: str, evidence: str) -> None:
-    validate(usage, _USAGE, f"{what}: usage", evidence)
+    validate(usage, USAGE, f"{what}: usage", evidence)
     assert isinstance(usage, dict)
     p, c, t = usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]
     that(t == p + c, f"{what}: usage.total_tokens is {t}, expected prompt_tokens + completion_tokens "
@@ -247,6 +177,30 @@ def check_chat_stream(ex: Exchange) -> None:
 def check_completion_stream(ex: Exchange) -> None:
     """POST /v1/completions with stream: well-framed `text_completion` events ending in [DONE]."""
     _check_stream(ex, _TEXT_STREAM)
+
+
+def check_well_formed(ex: Exchange) -> None:
+    """The check of the exchange's own kind: chat or text completion, batch or stream."""
+    chat = "messages" in (ex.request_json or {})
+    if ex.streamed:
+        (check_chat_stream if chat else check_completion_stream)(ex)
+    else:
+        (check_chat_batch if chat else check_completion_batch)(ex)
+
+
+def finish_reason(ex: Exchange) -> object:
+    """The answer's finish_reason: the batch choice's, or the stream's last one that is set."""
+    if not ex.streamed:
+        return ex.json["choices"][0]["finish_reason"]  # type: ignore[index]
+    reasons = [c["choices"][0].get("finish_reason") for c in ex.events if isinstance(c, dict) and c.get("choices")]
+    return next((r for r in reversed(reasons) if r is not None), None)
+
+
+def check_finish_reason(ex: Exchange, reason: str, what: str) -> None:
+    """A well-formed answer that ended with `reason`."""
+    check_well_formed(ex)
+    got = finish_reason(ex)
+    that(got == reason, f"{what}: expected finish_reason {reason!r}, got {got!r}", ex.describe())
 
 
 # --- errors, usage, stop ----------------------------------------------------------------

@@ -24,6 +24,23 @@ def default_mlxk() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """Optional speed floors for the @performance scenario (-D max_ttft_s, -D min_tokens_per_s)."""
+
+    max_ttft_s: float | None = None
+    min_tokens_per_s: float | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.max_ttft_s is not None or self.min_tokens_per_s is not None
+
+    def describe(self) -> str:
+        parts = [f"time to first token <= {self.max_ttft_s:g} s" if self.max_ttft_s is not None else "",
+                 f">= {self.min_tokens_per_s:g} tokens/s" if self.min_tokens_per_s is not None else ""]
+        return ", ".join(p for p in parts if p) or "none given"
+
+
+@dataclass(frozen=True)
 class Settings:
     """One run's configuration; hf_home None means the demo portfolio."""
 
@@ -39,11 +56,15 @@ class Settings:
     stream_timeout: float = 60.0
     cli_timeout: float = 120.0
     server_reuse: bool = True
+    max_ttft_s: float | None = None
+    min_tokens_per_s: float | None = None
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.max_ttft_s, self.min_tokens_per_s)
 
 
 KNOWN_KEYS = frozenset(f.name for f in fields(Settings))
-EXTRA_KEYS: set[str] = {"max_ttft_s", "min_tokens_per_s"}  # userdata keys other modules read themselves
-# (max_ttft_s, min_tokens_per_s: performance thresholds, support/metrics.py)
 
 
 def shown(value: str) -> str:
@@ -116,6 +137,8 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "ram_budget_gb": _positive("GB"), "shard": _shard, "startup_timeout": _positive("seconds"),
     "request_timeout": _positive("seconds"), "stream_timeout": _positive("seconds"),
     "cli_timeout": _positive("seconds"), "server_reuse": _switch,
+    "max_ttft_s": _positive("seconds"),
+    "min_tokens_per_s": _positive("tokens per second"),
 }
 
 
@@ -135,7 +158,7 @@ def _hf_home(userdata_value: str, environ_value: str) -> Path | None:
 
 def load_settings(userdata: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
     """Validated settings; an empty value counts as not given. Dotted keys belong to formatters."""
-    known = KNOWN_KEYS | EXTRA_KEYS
+    known = KNOWN_KEYS
     for key in sorted(userdata):
         if "." not in key and key not in known:
             raise ConfigError(f"unknown setting -D {shown(key)}={shown(str(userdata[key]))}; "

@@ -19,14 +19,11 @@ def attachments(item: Exchange | CliResult) -> dict[str, str]:
     return cli_attachments(item) if isinstance(item, CliResult) else item.to_attachments()
 
 
-def record(context, item: Exchange | CliResult):
-    """Keep `item` for the scenario's evidence and attach it to the Allure report."""
-    context.evidence.append(item)
+def attach(item: Exchange | CliResult, number: int) -> None:
+    """Attach the scenario's `number`-th exchange or command to the Allure report."""
     kind = "CLI" if isinstance(item, CliResult) else "HTTP"
     for name, text in attachments(item).items():
-        allure.attach(text, name=f"{kind} #{len(context.evidence)} {name}",
-                      attachment_type=allure.attachment_type.TEXT)
-    return item
+        allure.attach(text, name=f"{kind} #{number} {name}", attachment_type=allure.attachment_type.TEXT)
 
 
 def keep_failure(scenario_name: str, items: list, server_log: Path | None) -> Path:

@@ -1,129 +1,81 @@
-"""behave hooks: discovery and RAM gating before the run, known issues and teardown after it."""
+"""behave hooks: a driver per scenario, skip policy, and the failure's verdict; reports elsewhere.
+
+The live run's session is started by the runner (support/runner.py), before any hook; the
+verdict is kept by support/verdict.py, the reports by support/reporting.py.
+"""
 
 from __future__ import annotations
 
-import json
-import signal
-import sys
-
-from behave.model_core import Status
 from behave.tag_matcher import ActiveTagMatcher
 
-from . import evidence, outlines, session
-from . import reporting
-from .paths import REPORTS
-
-LIVE_TAG = "live_e2e"
-VERDICT = REPORTS / "verdict.json"
-
-
-def say(line: str) -> None:
-    """Progress a person can follow, above behave's own output."""
-    print(f"mlx-e2e: {line}", file=sys.stderr, flush=True)
-
-
-def _live_selected(config, features) -> bool:
-    expr = config.tag_expression
-    return any(LIVE_TAG in s.effective_tags and (expr is None or expr.check(s.effective_tags))
-               for f in features for s in f.walk_scenarios(with_outlines=True))
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def start_session(config, features):
-    """The live run's session (None when no live scenario is selected); SuiteError on bad input."""
-    if not _live_selected(config, features):
-        return None  # plain `behave`: no live scenario, no discovery, no model
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends servers like Ctrl-C does
-    reporting.check_userdata(config.userdata)  # reports: performance thresholds (SuiteError when bad)
-    return session.start(config.userdata, features, say)
+from . import evidence, outlines, reporting, verdict
+from .driver import Sut
+from .runner import say
 
 
 def before_all(context) -> None:
     context.suite = getattr(context._runner, "suite", None)
-    context.known_failures, context.unexpected_failures = [], []
-    reporting.before_all(context)  # reports: portfolio matrix, SUT speed, thresholds
+    context.tally = verdict.Tally()
+    reporting.before_all(context)  # reports: portfolio matrix, SUT speed
 
 
-def _model_of(scenario) -> str | None:
-    row = getattr(scenario, "_row", None)
-    if row is None or outlines.MODEL_COLUMN not in row.headings:
-        return None
-    return row[outlines.MODEL_COLUMN]
+def skip_reason(suite, scenario, model: str | None) -> str | None:
+    """Why the scenario does not run here: demo-only on a user's portfolio, or over the RAM budget."""
+    if ActiveTagMatcher({"portfolio": suite.portfolio_name}).should_skip(scenario, use_inherited=True):
+        return ("only on the demo portfolio (it needs golden answers); "
+                f"this run is on the {suite.portfolio_name} portfolio")
+    reason = suite.gated_reason(model) if model else None
+    return f"RAM gate: {model} {reason}" if reason else None
 
 
 def before_scenario(context, scenario) -> None:
-    context.model = _model_of(scenario)
-    context.evidence = []
+    model = outlines.row_model(scenario)
+    context.sut = Sut(context.suite, model=model)
     reporting.before_scenario(context, scenario)  # reports: Allure epic and story
-    suite = context.suite
-    if suite is None:
-        return
-    matcher = ActiveTagMatcher({"portfolio": suite.portfolio_name})
-    if matcher.should_skip(scenario, use_inherited=True):
-        scenario.skip("only on the demo portfolio (it needs golden answers); "
-                      f"this run is on the {suite.portfolio_name} portfolio")
-        return
-    reason = suite.gated_reason(context.model) if context.model else None
-    if reason:
-        scenario.skip(f"RAM gate: {context.model} {reason}")
+    if context.suite is not None:
+        reason = skip_reason(context.suite, scenario, model)
+        if reason:
+            scenario.skip(reason)
 
 
 def after_scenario(context, scenario) -> None:
-    suite = context.suite
-    issue = None
-    if suite is not None:
-        suite.timings.update(evidence.seconds_by_kind(context.evidence))
-        if scenario.status == Status.failed:  # a hook error or undefined step is never a known issue
-            message = next((s.error_message or "" for s in scenario.all_steps if s.status == Status.failed), "")
-            issue = suite.registry.match(context.model or "", scenario.name, scenario.effective_tags,
+    suite, sut = context.suite, context.sut
+    if suite is None:
+        return
+    suite.timings.update(evidence.seconds_by_kind(sut.evidence))
+    issue, failed = None, scenario.status.has_failed()
+    if failed:
+        message, exception = verdict.failure_of(scenario)
+        product = verdict.is_product_failure(exception)
+        if product:
+            issue = suite.registry.match(sut.model or "", scenario.name, scenario.effective_tags,
                                          suite.sut_version, message)
-        reporting.after_scenario(context, scenario, issue)  # reports: matrix, speed, Allure marks
-    if suite is None or scenario.status in (Status.passed, Status.skipped, Status.untested):
+    reporting.after_scenario(context, scenario, issue)  # reports: matrix, speed, Allure marks
+    if not failed:
         return
-    server = getattr(context, "server", None)
-    folder = evidence.keep_failure(scenario.name, context.evidence, server.log_path if server else None)
-    if issue is None:
-        context.unexpected_failures.append(scenario.name)
-        say(f"evidence of the failure: {folder}")
-        return
-    context.known_failures.append({"scenario": scenario.name, "issue": issue.id, "kind": issue.kind})
-    say(f"known {'product defect' if issue.kind == 'product' else 'model quality issue'} "
-        f"{issue.id} ({issue.title}): {scenario.name}")
+    context.tally.add(scenario.name, product, issue)
+    folder = evidence.keep_failure(scenario.name, sut.evidence, sut.server.log_path if sut.server else None)
+    if issue is not None:
+        say(f"known {'product defect' if issue.kind == 'product' else 'model quality issue'} "
+            f"{issue.id} ({issue.title}): {scenario.name}")
+    else:
+        say(f"{'failure' if product else 'harness failure (not a product defect)'}; evidence: {folder}")
 
 
 def after_all(context) -> None:
-    suite = context.suite
+    suite, tally = context.suite, context.tally
     if suite is None:
         return
     problems = suite.close()
     for p in problems:
         say(f"error: {p}")
-    seen = {k["issue"] for k in context.known_failures}
-    models = [m.id for m in suite.portfolio.text]
-    not_seen = [e.id for e in suite.registry.entries
-                if e.id not in seen and any(e.applies_to(m, suite.sut_version) for m in models)]
-    verdict = {
-        "sut_version": suite.sut_version,
-        "portfolio": str(suite.hf_home),
-        "server_starts": getattr(suite.pool, "starts", 0),
-        "server_evictions": sum(1 for e in getattr(suite.pool, "events", ()) if e[0] == "evict"),
-        "seconds": {"server_startup": round(getattr(suite.pool, "startup_seconds_total", 0.0), 3),
-                    **{k: round(v, 3) for k, v in sorted(suite.timings.items())}},
-        "known_failures": context.known_failures,
-        "unexpected_failures": context.unexpected_failures,
-        "harness_problems": problems,
-        "registered_not_seen": not_seen,
-    }
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    VERDICT.write_text(json.dumps(verdict, indent=2) + "\n")
-    if context.known_failures:
-        say(f"{len(context.known_failures)} scenario(s) failed with registered known issues "
-            f"({', '.join(sorted({k['issue'] for k in context.known_failures}))})")
-    if not_seen:
-        say(f"registered issues that did not fail in this run (not exercised, or fixed?): {', '.join(not_seen)}")
+    result = verdict.write(tally, suite, problems)
+    if tally.known_failures:
+        say(f"{len(tally.known_failures)} scenario(s) failed with registered known issues "
+            f"({', '.join(sorted({k['issue'] for k in tally.known_failures}))})")
+    if result["registered_not_seen"]:
+        say("registered issues that did not fail in this run (not exercised, or fixed?): "
+            + ", ".join(result["registered_not_seen"]))
     reporting.after_all(context, say)  # reports: portfolio.md, metrics.json, Allure environment/categories
     if problems:
         raise SystemExit(2)

@@ -32,7 +32,7 @@ from pathlib import Path
 import psutil
 
 from .cli_runner import CliResult
-from .errors import ConfigError
+from .config import Thresholds
 from .expect import that
 from .openai_http import Exchange
 
@@ -176,43 +176,7 @@ class Collector:
         }
 
 
-# --- thresholds (userdata) ---------------------------------------------------------------
-
-THRESHOLD_KEYS = ("max_ttft_s", "min_tokens_per_s")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    max_ttft_s: float | None = None
-    min_tokens_per_s: float | None = None
-
-    @property
-    def given(self) -> bool:
-        return self.max_ttft_s is not None or self.min_tokens_per_s is not None
-
-    def describe(self) -> str:
-        parts = [f"time to first token <= {self.max_ttft_s:g} s" if self.max_ttft_s is not None else "",
-                 f">= {self.min_tokens_per_s:g} tokens/s" if self.min_tokens_per_s is not None else ""]
-        return ", ".join(p for p in parts if p) or "none given"
-
-
-def thresholds(userdata: Mapping[str, str]) -> Thresholds:
-    """``-D max_ttft_s=2 -D min_tokens_per_s=20``; empty means not given; ConfigError on a bad value."""
-    values: dict[str, float] = {}
-    for key in THRESHOLD_KEYS:
-        raw = str(userdata.get(key, "") or "").strip()
-        if not raw:
-            continue
-        try:
-            number = float(raw)
-        except ValueError:
-            number = math.nan
-        if not (math.isfinite(number) and number > 0):
-            raise ConfigError(f"-D {key}={raw}: expected a number > 0 (a performance threshold), "
-                              f"e.g. -D {key}={'2' if key == 'max_ttft_s' else '20'}")
-        values[key] = number
-    return Thresholds(**values)
-
+# --- thresholds (-D max_ttft_s, -D min_tokens_per_s: support/config.py) ----------------------
 
 def threshold_problems(figures: Mapping, limits: Thresholds) -> list[str]:
     """Each threshold the measured figures miss, as one line (empty: all met, or none given)."""

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from huggingface_hub import try_to_load_from_cache
 
+from .expect import clipped, that
+
 # End and template tokens of the common families; the model's own special tokens are added.
 COMMON_FORBIDDEN = ("<|end|>", "<|eot_id|>", "<|im_end|>", "<|im_start|>", "<|endoftext|>", "</s>",
                     "<|end_of_text|>", "<end_of_turn>", "<start_of_turn>", "<|return|>")
 # Reasoning markers are content a reasoning model shows, not end or template tokens.
-REASONING_MARKERS = ("<think>", "</think>")
+REASONING_START, REASONING_END = "<think>", "</think>"
+REASONING_MARKERS = (REASONING_START, REASONING_END)
 # Prompts for models without golden answers (a user's portfolio).
 NEUTRAL_PROMPTS = ("What is the capital of France?", "Say hello.", "Name a primary color.",
                    "Count to five.")
@@ -69,3 +72,27 @@ def facts_for(model_id: str, hf_home: Path, manifest: dict | None) -> ModelFacts
 def visible_tokens(text: str, forbidden: tuple[str, ...]) -> list[str]:
     """The forbidden tokens that appear in `text`."""
     return [t for t in forbidden if t in text]
+
+
+def check_no_visible_tokens(text: str, forbidden: tuple[str, ...], what: str, evidence: str = "") -> None:
+    """A failed check when `text` shows any of the model's end or template tokens."""
+    shown = visible_tokens(text, forbidden)
+    that(not shown, f"{what} shows end/template token(s) {shown}: {clipped(text)}", evidence)
+
+
+def knows_reasoning_markers(hf_home: Path, model_id: str) -> bool:
+    """The model's tokenizer has a `</think>` token (special or not): it can show its reasoning."""
+    path = try_to_load_from_cache(model_id, "tokenizer.json", cache_dir=hf_home / "hub")
+    if not isinstance(path, str):
+        return False
+    added = json.loads(Path(path).read_text(encoding="utf-8")).get("added_tokens", [])
+    return any(t.get("content") == REASONING_END for t in added)
+
+
+def reasoning_split(text: str) -> tuple[str | None, str]:
+    """(reasoning, answer): the text up to `</think>` (without `<think>`) and the text after it;
+    (None, text) when there is no `</think>`."""
+    if REASONING_END not in text:
+        return None, text
+    reasoning, answer = text.split(REASONING_END, 1)
+    return reasoning.split(REASONING_START, 1)[-1], answer

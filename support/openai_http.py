@@ -20,6 +20,11 @@ import sseclient
 import urllib3
 
 DONE = "[DONE]"
+# The endpoints of an OpenAI-compatible server the suite talks to.
+HEALTH = "/health"
+MODELS = "/v1/models"
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
 _READ_SIZE = 65536
 # A body read can fail with: urllib3 errors (protocol, read timeout), http.client ones (broken
 # chunking), socket errors, and ValueError (invalid UTF-8 in an event, read after close).

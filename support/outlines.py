@@ -106,6 +106,14 @@ def select_locations(features: Iterable[Feature], locations: Iterable[Any]) -> N
         collector.build_feature()
 
 
+def row_model(scenario) -> str | None:
+    """The model of a scenario's portfolio row (None outside the portfolio outlines)."""
+    row = getattr(scenario, "_row", None)
+    if row is None or MODEL_COLUMN not in row.headings:
+        return None
+    return row[MODEL_COLUMN]
+
+
 def rows_missing(features: Iterable[Feature]) -> list[str]:
     """``file:line @portfolio.<kind>`` of each portfolio outline left without rows."""
     return [f"{outline.location} @{PORTFOLIO_TAG_PREFIX}{kind}"

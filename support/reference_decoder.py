@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .cli_runner import CliResult, run_cli
-from .errors import SuiteError
+from .errors import HarnessError, SuiteError
 
 EXIT_ERROR = 2
 
@@ -105,9 +105,9 @@ def run(model_path: Path, prompts: Sequence[str], max_tokens: int, timeout: floa
 
 
 def parse(result: CliResult) -> ReferenceRun:
-    """The answers of a finished run; AssertionError (with the command and its output) otherwise."""
+    """The answers of a finished run; HarnessError (with the command and its output) otherwise."""
     if result.returncode != 0:
-        raise AssertionError("the reference decoder failed (a harness problem, not the SUT's):\n"
+        raise HarnessError("the reference decoder failed (a harness problem, not the SUT's):\n"
                              + result.describe(limit=2000))
     try:
         doc = json.loads(result.stdout)
@@ -115,7 +115,7 @@ def parse(result: CliResult) -> ReferenceRun:
                                         tuple(a["token_ids"]), a["eos_id"], a["finish_reason"], a["text"])
                         for a in doc["answers"])
     except (ValueError, KeyError, TypeError) as e:
-        raise AssertionError(f"the reference decoder printed no valid answer document ({e}):\n"
+        raise HarnessError(f"the reference decoder printed no valid answer document ({e}):\n"
                              + result.describe(limit=2000)) from None
     return ReferenceRun(result, answers)
 

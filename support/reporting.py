@@ -21,36 +21,22 @@ MATRIX = REPORTS / "portfolio.md"
 METRICS = REPORTS / "metrics.json"
 
 
-def _row_model(scenario) -> str | None:
-    """The model of the scenario's portfolio row (steps may pick another model later)."""
-    row = getattr(scenario, "_row", None)
-    if row is None or outlines.MODEL_COLUMN not in row.headings:
-        return None
-    return row[outlines.MODEL_COLUMN]
-
-
-def check_userdata(userdata) -> None:
-    """Before the live run starts: a bad threshold ends it as one ConfigError line."""
-    metrics.thresholds(userdata)
-
-
 def before_all(context) -> None:
     suite = context.suite
     context.allure_plugins = allure_results.enable_dynamic_labels(getattr(context._runner, "formatters", []))
     context.matrix = portfolio_matrix.Matrix()
     context.speed = metrics.Collector([m.id for m in suite.portfolio.text] if suite is not None else None)
-    context.thresholds = metrics.thresholds(context.config.userdata) if suite is not None else metrics.Thresholds()
 
 
 def before_scenario(context, scenario) -> None:
-    allure_results.label_open_test(scenario.name, _row_model(scenario))
+    allure_results.label_open_test(scenario.name, outlines.row_model(scenario))
 
 
 def after_scenario(context, scenario, issue) -> None:
     """``issue``: the registered known issue that explains this failed scenario, or None."""
-    context.matrix.add(_row_model(scenario), scenario.effective_tags, scenario.status,
+    context.matrix.add(outlines.row_model(scenario), scenario.effective_tags, scenario.status,
                        issue.id if issue is not None else None)
-    context.speed.add_evidence(context.evidence)
+    context.speed.add_evidence(context.sut.evidence)
     if issue is not None:
         allure_results.mark_open_test_known(issue.id, issue.kind, issue.link)
 

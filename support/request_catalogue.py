@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .openai_http import Client, Exchange, chat_payload
+from .errors import HarnessError
+from .openai_http import CHAT, Client, Exchange, chat_payload
 
-CHAT = "/v1/chat/completions"
 NOT_INSTALLED = "mlx-e2e-no-such/model"  # a model id that no cache holds
 
 
-def send_bad_request(client: Client, name: str, model: str) -> Exchange:
+def bad_request(client: Client, name: str, model: str) -> Exchange:
     """Send the bad request called `name` (the words of the feature's table) to the chat endpoint."""
     good = chat_payload(model, "Say hello.", max_tokens=8)
     if name == "malformed JSON":
@@ -21,7 +21,8 @@ def send_bad_request(client: Client, name: str, model: str) -> Exchange:
         "an empty list of messages": {**good, "messages": []},
     }
     if name not in payloads:
-        raise KeyError(f"no bad request called {name!r}; known: malformed JSON, {', '.join(payloads)}")
+        raise HarnessError(f"the spec names a bad request the suite does not know: {name!r}; known: "
+                           f"malformed JSON, {', '.join(payloads)}")
     return client.post_json(CHAT, payloads[name])
 
 
@@ -38,7 +39,7 @@ def stop_strings(answer: str, count: int) -> list[str]:
         if at > 0 and len(word) >= 3 and answer.find(word) == answer.rfind(word) and word not in words:
             words.append(word)
     if len(words) < count:
-        raise AssertionError(f"the golden answer {answer!r} has fewer than {count} distinct words to stop at")
+        raise HarnessError(f"the golden answer {answer!r} has fewer than {count} distinct words to stop at")
     middle = len(words) // 2
     return words[middle: middle + count] if middle + count <= len(words) else words[-count:]
 

@@ -8,14 +8,42 @@ a live scenario is selected: plain `behave` discovers nothing and loads no model
 """
 
 import os
+import signal
+import sys
 from pathlib import Path
 
 from behave.exception import ConfigError
 from behave.runner import Runner
 
-from . import hooks, outlines
+from . import outlines, session
 from .errors import SuiteError
 from .paths import REPORTS
+
+LIVE_TAG = "live_e2e"
+
+
+def say(line: str) -> None:
+    """Progress a person can follow, above behave's own output."""
+    print(f"mlx-e2e: {line}", file=sys.stderr, flush=True)
+
+
+def live_selected(config, features) -> bool:
+    """Whether the run selects any live scenario (plain `behave` selects none)."""
+    expr = config.tag_expression
+    return any(LIVE_TAG in s.effective_tags and (expr is None or expr.check(s.effective_tags))
+               for f in features for s in f.walk_scenarios(with_outlines=True))
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def start_session(config, features):
+    """The live run's session (None when no live scenario is selected); SuiteError on bad input."""
+    if not live_selected(config, features):
+        return None  # plain `behave`: no live scenario, no discovery, no model
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends servers like Ctrl-C does
+    return session.start(config.userdata, features, say)
 
 
 def redirect_reports(config) -> None:
@@ -40,7 +68,7 @@ class PortfolioRunner(Runner):
 
     def run_model(self, features=None):
         try:
-            self.suite = hooks.start_session(self.config, self.features)
+            self.suite = start_session(self.config, self.features)
         except SuiteError as e:
             raise ConfigError(str(e)) from None
         if self.suite is not None:  # the rows are new: apply file.feature:LINE selection to them

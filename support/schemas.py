@@ -1,4 +1,5 @@
-"""JSON Schemas of the SUT's machine-readable answers, and one validator that explains itself."""
+"""Every JSON Schema of the SUT's machine-readable answers (CLI and server), and one validator that
+explains itself."""
 
 from __future__ import annotations
 
@@ -54,6 +55,80 @@ CLI_LIST = {"allOf": [LIST_SCHEMA, {
     "properties": {"status": {"const": "success"}, "command": {"const": "list"},
                    "data": {"type": "object", "required": ["count"], "properties": {"count": {"type": "integer"}}}},
 }]}
+
+
+# --- the OpenAI-compatible server's answers (support/api_checks.py) ---------------------------
+
+FINISH_REASONS = ("stop", "length")
+
+USAGE = {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+          "properties": {k: {"type": "integer", "minimum": 0}
+                         for k in ("prompt_tokens", "completion_tokens", "total_tokens")}}
+
+
+def _completion_schema(obj: str, choice: dict) -> dict:
+    """A batch answer: one choice, a known finish_reason, usage counts."""
+    return {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices", "usage"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1},
+            "object": {"const": obj},
+            "created": {"type": "integer"},
+            "model": {"type": "string", "minLength": 1},
+            "choices": {"type": "array", "items": {
+                "type": "object", "required": ["index", "finish_reason", *choice["required"]],
+                "properties": {"index": {"const": 0}, "finish_reason": {"enum": list(FINISH_REASONS)},
+                               **choice["properties"]}}},
+            "usage": USAGE,
+        },
+    }
+
+
+CHAT_COMPLETION = _completion_schema("chat.completion", {
+    "required": ["message"],
+    "properties": {"message": {"type": "object", "required": ["role", "content"], "properties": {
+        "role": {"const": "assistant"}, "content": {"type": "string", "minLength": 1}}}}})
+
+TEXT_COMPLETION = _completion_schema("text_completion", {
+    "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}})
+
+
+def _chunk_schema(obj: str) -> dict:
+    """One stream chunk: the envelope and, when present, a choice of the right kind."""
+    delta_or_text = ({"required": ["delta"], "properties": {"delta": {
+        "type": "object", "properties": {"content": {"type": ["string", "null"]},
+                                         "role": {"const": "assistant"}}}}}
+                     if obj == "chat.completion.chunk" else
+                     {"required": ["text"], "properties": {"text": {"type": "string"}}})
+    return {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1},
+            "object": {"const": obj},
+            "created": {"type": "integer"},
+            "model": {"type": "string", "minLength": 1},
+            "choices": {"type": "array", "maxItems": 1, "items": {
+                "type": "object", **delta_or_text,
+                "properties": {"index": {"const": 0}, **delta_or_text["properties"]}}},
+            "usage": {"anyOf": [{"type": "null"}, USAGE]},
+        },
+    }
+
+
+CHAT_CHUNK = _chunk_schema("chat.completion.chunk")
+TEXT_CHUNK = _chunk_schema("text_completion")
+
+HEALTH = {"type": "object", "required": ["status"]}
+
+MODELS = {
+    "type": "object", "required": ["object", "data"],
+    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {
+        "type": "object", "required": ["id", "object"],
+        "properties": {"id": {"type": "string", "minLength": 1}, "object": {"const": "model"}}}}},
+}
+
 
 
 def parse_one_document(stdout: str, what: str, evidence: str = "") -> object:

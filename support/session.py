@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import cache_manifest, config, demo_portfolio, discovery, expect, known_issues, outlines, ram_budget
+from . import cache_manifest, config, demo_portfolio, discovery, known_issues, outlines, ram_budget
 from .errors import SuiteError
 from .model_facts import ModelFacts, facts_for
 from .paths import REGISTRY, REPORTS
-
+from .targets import MlxKnife
 
 
 @dataclass
@@ -42,12 +42,10 @@ class Session:
     def gated_reason(self, model_id: str) -> str | None:
         return self.portfolio.gated.get(model_id)
 
-    def first_runnable_chat_model(self) -> str:
-        """The first chat model of the portfolio that the RAM gate lets run (a failed check when none does)."""
-        model = next((m.id for m in self.portfolio.chat if not self.gated_reason(m.id)), None)
-        expect.that(model is not None, "no chat model of the portfolio fits the RAM budget: "
-                    f"{[m.id for m in self.portfolio.chat]}")
-        return model
+    @property
+    def target(self) -> MlxKnife:
+        """How the system under test is started and addressed (support/targets.py)."""
+        return MlxKnife(self.settings.mlxk, self.hf_home)
 
     def server(self, model_id: str):
         """A running server for the model, from the pool (started on first use)."""
@@ -63,13 +61,10 @@ class Session:
         self.pool.make_room(self.pool.process_cost(model_id))
 
     def _make_pool(self):
-        from .cli_runner import sut_env
         from .server_pool import ServerPool
-        from .server_process import LocalServer
 
-        def factory(model_id: str) -> LocalServer:
-            return LocalServer(model_id, self.settings.mlxk, sut_env(self.hf_home), REPORTS / "servers",
-                               self.settings.startup_timeout)
+        def factory(model_id: str):
+            return self.target.server(model_id, REPORTS / "servers", self.settings.startup_timeout)
 
         def need(model_id: str) -> float:
             return ram_budget.need_gb(self.sizes.get(model_id, 0)) * 1024**3

@@ -1,27 +1,94 @@
-"""Exit status of a live run: failures of registered known issues do not fail it, all else does.
+"""The verdict of a live run, written (by the hooks) and read (by `make e2e`) here only.
 
-Usage: `behave ...; python -m support.verdict $?` (the Makefile's e2e target does this).
+A failed scenario is a **product failure** when its failing step raised `AssertionError` (a check
+of the system under test); only those can be registered known issues. Anything else that stopped
+a scenario (a `HarnessError`, a `SuiteError`, an error in the suite's code, a hook error, an
+undefined step) is a **harness failure**: never booked as a product defect, never as a known
+issue, and it fails the run. The decision is by exception type, never by message text.
+
+Usage: `behave ...; python -m support.verdict $?` (the Makefile's e2e target does this):
+failures of registered known issues do not fail the run, all else does.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, field
 
-from .hooks import VERDICT
+from .paths import REPORTS
+
+VERDICT = REPORTS / "verdict.json"
+
+
+def failure_of(scenario) -> tuple[str, BaseException | None]:
+    """The failing step's message and exception ('' and None when no step failed: a hook error)."""
+    step = next((s for s in scenario.all_steps if s.status.has_failed()), None)
+    if step is None:
+        return "", None
+    return step.error_message or "", getattr(step, "exception", None)
+
+
+def is_product_failure(exception: BaseException | None) -> bool:
+    return isinstance(exception, AssertionError)
+
+
+@dataclass
+class Tally:
+    """What the scenarios of one run ended as."""
+
+    known_failures: list[dict] = field(default_factory=list)
+    unexpected_failures: list[str] = field(default_factory=list)
+    harness_failures: list[str] = field(default_factory=list)
+
+    def add(self, scenario_name: str, product: bool, issue=None) -> None:
+        if not product:
+            self.harness_failures.append(scenario_name)
+        elif issue is None:
+            self.unexpected_failures.append(scenario_name)
+        else:
+            self.known_failures.append({"scenario": scenario_name, "issue": issue.id, "kind": issue.kind})
+
+
+def write(tally: Tally, suite, problems: list[str]) -> dict:
+    """reports/verdict.json for the run of `suite` (a support.session.Session)."""
+    seen = {k["issue"] for k in tally.known_failures}
+    models = [m.id for m in suite.portfolio.text]
+    pool = suite.pool
+    verdict = {
+        "sut_version": suite.sut_version,
+        "portfolio": str(suite.hf_home),
+        "server_starts": getattr(pool, "starts", 0),
+        "server_evictions": sum(1 for e in getattr(pool, "events", ()) if e[0] == "evict"),
+        "seconds": {"server_startup": round(getattr(pool, "startup_seconds_total", 0.0), 3),
+                    **{k: round(v, 3) for k, v in sorted(suite.timings.items())}},
+        "known_failures": tally.known_failures,
+        "unexpected_failures": tally.unexpected_failures,
+        "harness_failures": tally.harness_failures,
+        "harness_problems": problems,
+        "registered_not_seen": [e.id for e in suite.registry.entries
+                                if e.id not in seen and any(e.applies_to(m, suite.sut_version) for m in models)],
+    }
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    VERDICT.write_text(json.dumps(verdict, indent=2) + "\n")
+    return verdict
+
+
+def read() -> dict | None:
+    return json.loads(VERDICT.read_text()) if VERDICT.is_file() else None
 
 
 def main(argv: list[str]) -> int:
     behave_code = int(argv[0]) if argv else 1
     if behave_code == 0:
         return 0
-    if not VERDICT.is_file():
+    verdict = read()
+    if verdict is None:
         print(f"mlx-e2e: behave exited {behave_code} before the run finished (no {VERDICT})", file=sys.stderr)
         return behave_code
-    verdict = json.loads(VERDICT.read_text())
     if not verdict["known_failures"]:
         return behave_code
-    bad = verdict["unexpected_failures"] + verdict["harness_problems"]
+    bad = verdict["unexpected_failures"] + verdict.get("harness_failures", []) + verdict["harness_problems"]
     if bad:
         print(f"mlx-e2e: {len(bad)} unexpected failure(s): {'; '.join(bad[:5])}", file=sys.stderr)
         return 1

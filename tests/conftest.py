@@ -25,3 +25,14 @@ def demo_root() -> Path:
 def mlxk() -> tuple[str, ...]:
     """The SUT's command line, from this interpreter's environment."""
     return (str(Path(sys.executable).parent / "mlxk"),)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "live: loads models or runs the real SUT (make test-fast leaves these out)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test that uses the demo portfolio or the SUT's command line is a live one."""
+    for item in items:
+        if {"demo_root", "mlxk"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)

@@ -22,11 +22,14 @@ SAMPLES = [
     ("failed", "KNOWN PRODUCT DEFECT KI-003: AssertionError: answer shows <|end|>\nrequest: ...", "Known product defects"),
     ("broken", "KNOWN PRODUCT DEFECT KI-009: ValueError: odd\n", "Known product defects"),
     ("failed", "KNOWN MODEL QUALITY ISSUE KI-007: AssertionError: empty text\n", "Known model quality issues"),
+    # a hang of the SUT is a failed check of the SUT (the bug class "hang"), not the harness's
     ("failed", "AssertionError: expected the command to end by itself within 20 s\ncommand: mlxk run m\n"
-               "killed after 20 s after 20.4 s", HARNESS),
+               "killed after 20 s after 20.4 s", "Product defects"),
     ("failed", "AssertionError: expected HTTP 200\nresponse: no HTTP status\n  error: no answer within 60 s (Timeout)",
-     HARNESS),
-    ("failed", "AssertionError: x\n  error: stream not finished within the 60 s deadline", HARNESS),
+     "Product defects"),
+    ("failed", "AssertionError: x\n  error: stream not finished within the 60 s deadline", "Product defects"),
+    ("broken", "support.errors.HarnessError: the reference decoder failed (a harness problem, not the SUT's)", HARNESS),
+    ("broken", "support.errors.SuiteError: reference decoder: m has no complete snapshot", HARNESS),
     ("broken", "ServerStartError: mlxk serve for m exited with code 1 before it was ready; log: ...", HARNESS),
     ("broken", "ServerStartError: mlxk serve for m was not ready within 120 s; log: ...", HARNESS),
     ("broken", "NameError: name 'run_cli' is not defined\n", HARNESS),
@@ -40,6 +43,50 @@ SAMPLES = [
 @pytest.mark.parametrize("status, message, category", SAMPLES)
 def test_each_failure_falls_in_exactly_one_category(status, message, category):
     assert ar.categories_of(status, message) == [category]
+
+
+def _raised(call) -> BaseException:
+    try:
+        call()
+    except BaseException as e:  # noqa: BLE001  (what the step would have raised)
+        return e
+    raise AssertionError(f"{call} raised nothing")
+
+
+def _misclassified_before() -> dict[str, BaseException]:
+    """The harness failures that were once AssertionErrors (and so sorted as product defects)."""
+    from types import SimpleNamespace
+
+    from support import reference_decoder, request_catalogue
+    from support.cli_runner import CliResult
+    from support.driver import Sut
+
+    crashed = CliResult(("python", "-m", "support.reference_decoder"), 2, "", "Traceback ...", 1.0, 60.0,
+                        kind="reference")
+    garbled = CliResult(("python", "-m", "support.reference_decoder"), 0, "not json", "", 1.0, 60.0, kind="reference")
+    gated = SimpleNamespace(portfolio=SimpleNamespace(chat=[SimpleNamespace(id="org/big")]),
+                            gated_reason=lambda model: "needs 90 GB, budget 6 GB")
+    return {
+        "the reference decoder crashed": _raised(lambda: reference_decoder.parse(crashed)),
+        "the reference decoder printed no answers": _raised(lambda: reference_decoder.parse(garbled)),
+        "a bad request the suite does not know": _raised(
+            lambda: request_catalogue.bad_request(None, "a request in French", "org/m")),
+        "a golden answer too short to stop in": _raised(lambda: request_catalogue.stop_strings("Hi.", 2)),
+        "no chat model fits the RAM budget": _raised(lambda: Sut(gated).any_chat_model()),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_misclassified_before()))
+def test_harness_failures_are_harness_problems_not_product_defects(case):
+    from allure_commons.utils import format_exception
+
+    from support import verdict
+
+    error = _misclassified_before()[case]
+    assert not isinstance(error, AssertionError), error
+    assert not verdict.is_product_failure(error)
+    status = "failed" if isinstance(error, AssertionError) else "broken"  # what allure-behave reports
+    assert ar.categories_of(status, format_exception(type(error), error)) == [HARNESS]
 
 
 @pytest.mark.parametrize("status", ["passed", "skipped"])
@@ -183,6 +230,10 @@ Feature: Throwaway
 
   Scenario: fails with a registered issue
     Given a step that fails
+
+  Rule: scenarios under a rule are reported too
+    Scenario: passes under a rule
+      Given a step that passes
 """
 STEPS = """\
 from behave import given
@@ -221,7 +272,7 @@ def test_a_real_behave_run_gets_labels_links_marks_environment_and_categories(tm
     (tmp_path / "features" / "environment.py").write_text(ENVIRONMENT)
     results = tmp_path / "allure-results"
     run = subprocess.run(
-        [str(Path(sys.executable).parent / "behave"), "features", "-f", "allure_behave.formatter:AllureFormatter",
+        [str(Path(sys.executable).parent / "behave"), "features", "-f", "support.allure_results:AllureFormatter",
          "-o", str(results), "-D", "AllureFormatter.issue_pattern=https://github.com/mzau/mlx-knife/issues/{}",
          "--no-capture"],
         cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
@@ -229,6 +280,7 @@ def test_a_real_behave_run_gets_labels_links_marks_environment_and_categories(tm
     assert run.returncode == 1, run.stdout + run.stderr  # one scenario fails, as it should
     docs = {d["name"]: d for d in (json.loads(p.read_text()) for p in results.glob("*-result.json"))}
     ok, bad = docs["passes for org/m"], docs["fails with a registered issue"]
+    assert docs["passes under a rule"]["status"] == "passed"  # allure-behave alone loses it
     labels = {(lab["name"], lab["value"]) for lab in ok["labels"]}
     assert {("epic", ar.EPIC), ("story", "passes for <model>"), ("severity", "critical"), ("owner", "qa"),
             ("feature", "Throwaway")} <= labels

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from support import config
-from support.config import KNOWN_KEYS, Settings, check_mlxk, load_settings, parse_sut_version
+from support.config import KNOWN_KEYS, Settings, Thresholds, check_mlxk, load_settings, parse_sut_version
 from support.errors import ConfigError
 
 VENV_MLXK = Path(sys.executable).parent / "mlxk"
@@ -75,9 +75,18 @@ def test_keys_with_a_dot_belong_to_formatters_and_are_ignored():
     load_settings({"AllureFormatter.issue_pattern": "x/{}", "behave.formatter.foo": "1"}, {})
 
 
-def test_extra_keys_registered_by_other_modules_are_accepted(monkeypatch):
-    monkeypatch.setattr(config, "EXTRA_KEYS", {"colour"})
-    load_settings({"colour": "red"}, {})
+def test_thresholds_from_userdata():
+    assert load_settings({}, {}).thresholds == Thresholds()
+    assert not load_settings({"max_ttft_s": " "}, {}).thresholds.given
+    limits = load_settings({"max_ttft_s": "2", "min_tokens_per_s": "20.5"}, {}).thresholds
+    assert limits == Thresholds(2.0, 20.5) and limits.given
+    assert limits.describe() == "time to first token <= 2 s, >= 20.5 tokens/s"
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-1", "nan", "inf"])
+def test_a_bad_threshold_is_one_line_naming_the_key(value):
+    with pytest.raises(ConfigError, match=rf"^-D min_tokens_per_s={value}: expected a number of tokens per second > 0$"):
+        load_settings({"min_tokens_per_s": value}, {})
 
 
 def test_hf_home_comes_from_userdata_then_the_environment(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from support import reference_decoder
 from support.cache_manifest import compare, take
 from support.demo_portfolio import load_manifest
-from support.errors import SuiteError
+from support.errors import HarnessError, SuiteError
 
 TIMEOUT = 120.0
 
@@ -66,7 +66,7 @@ def test_a_bad_model_path_ends_with_a_clear_error_and_exit_2(tmp_path: Path) -> 
     assert result.returncode == reference_decoder.EXIT_ERROR
     assert result.stdout == ""
     assert f"reference_decoder: no model at {tmp_path / 'no-model-here'}" in result.stderr
-    with pytest.raises(AssertionError, match=r"(?s)the reference decoder failed.*no-model-here"):
+    with pytest.raises(HarnessError, match=r"(?s)the reference decoder failed.*no-model-here"):
         reference_decoder.parse(result)
 
 

@@ -3,17 +3,17 @@ Feature: The OpenAI-compatible server answers every model correctly
   Applications talk to `mlxk serve` through the OpenAI API. For every model in the portfolio
   the server must report itself healthy, list the model it serves, and answer chat and text
   completion requests in batch and streaming mode with the shapes, finish reasons and token
-  counts that clients rely on.
+  counts that clients rely on, without showing the model's end or template tokens.
 
   @portfolio.text @blocker
   Scenario Outline: The server of <model> is healthy and lists its model
     Given a server for the portfolio model "<model>"
     When I ask for the server's health
     Then the server reports that it is healthy
-    When I ask for the list of models
+    When I ask for the server's list of models
     Then the list holds the served model
 
-    Examples:
+    Examples: every text model of the portfolio (chat and base models)
       | model |
 
   @portfolio.chat @critical @allure.issue:20
@@ -23,35 +23,35 @@ Feature: The OpenAI-compatible server answers every model correctly
     Then the answer is a well-formed chat completion
     And the answer shows no end or template token
 
-    Examples:
+    Examples: every chat model of the portfolio
       | model |
 
   @portfolio.chat @streaming @critical @allure.issue:20
   Scenario Outline: A streamed chat answer from <model> is a well-formed event stream
     Given a server for the portfolio model "<model>"
     When I ask for a streamed chat answer to the model's first prompt
-    Then the stream is a well-formed chat completion stream
+    Then the answer is a well-formed chat completion stream
     And the streamed answer shows no end or template token
 
-    Examples:
+    Examples: every chat model of the portfolio
       | model |
 
   @portfolio.text @allure.issue:20
   Scenario Outline: A text completion from <model> is a complete text completion
     Given a server for the portfolio model "<model>"
-    When I ask for a text completion of the model's first prompt
+    When I ask for a text completion to the model's first prompt
     Then the answer is a well-formed text completion
     And the answer shows no end or template token
 
-    Examples:
+    Examples: every text model of the portfolio (chat and base models)
       | model |
 
   @portfolio.text @streaming @allure.issue:20
   Scenario Outline: A streamed text completion from <model> is a well-formed event stream
     Given a server for the portfolio model "<model>"
-    When I ask for a streamed text completion of the model's first prompt
-    Then the stream is a well-formed text completion stream
+    When I ask for a streamed text completion to the model's first prompt
+    Then the answer is a well-formed text completion stream
     And the streamed answer shows no end or template token
 
-    Examples:
+    Examples: every text model of the portfolio (chat and base models)
       | model |

@@ -1,0 +1,253 @@
+"""The per-scenario driver: the one object steps talk to (`context.sut`).
+
+Every action a scenario takes on the system under test goes through here: ask the server (chat
+or text completion, in one piece or streamed, any sampling), ask both ways, run the command line
+(plain, `--json`, in a terminal, without a prompt), decode a reference answer, use the official
+OpenAI client. Each action makes RAM room for the process it starts, records its evidence (Allure
+attachment and the scenario's evidence list) and returns a named result; the results stay on the
+driver for the `Then` steps. How the SUT's server and command line are started is the target's
+business (support/targets.py): nothing here spells a SUT command.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterable
+
+from . import evidence, reference_decoder, schemas
+from .cli_runner import CliResult, plain_answer, run_cli, run_in_terminal
+from .errors import HarnessError
+from .model_facts import ModelFacts
+from .openai_http import (CHAT, COMPLETIONS, Client, Exchange, batch_content, chat_payload, completion_payload,
+                          disconnect_mid_stream, joined_content)
+from .openai_sdk import sdk_answers
+from .request_catalogue import NOT_INSTALLED, bad_request
+
+NO_PROMPT_LIMIT = 20.0  # seconds: a CLI that has not noticed the missing prompt by then hangs
+
+
+class Api(Enum):
+    """Which completion endpoint a question goes to."""
+
+    CHAT = CHAT
+    TEXT = COMPLETIONS
+
+    def payload(self, model: str, prompt: str, **sampling) -> dict:
+        return (chat_payload if self is Api.CHAT else completion_payload)(model, prompt, **sampling)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer to one prompt, got one way; `evidence` is the exchange or command behind it."""
+
+    prompt: str
+    way: str  # e.g. "server, streamed", "command line --json", "reference decoder"
+    evidence: Exchange | CliResult
+
+    @property
+    def streamed(self) -> bool:
+        ev = self.evidence
+        return ev.streamed if isinstance(ev, Exchange) else "--no-stream" not in ev.argv and self.way.endswith("terminal")
+
+    @property
+    def text(self) -> str:
+        """The answer text as this way delivers it (a failed check when there is none)."""
+        ev = self.evidence
+        if isinstance(ev, Exchange):
+            return joined_content(ev) if ev.streamed else batch_content(ev)
+        if "--json" in ev.argv:
+            return self.document()["data"]["response"]
+        return plain_answer(ev)
+
+    def document(self, schema: dict = schemas.CLI_RUN_SUCCESS) -> dict:
+        """The `--json` document of a command-line answer, checked against `schema`."""
+        what = "mlxk run --json"
+        doc = schemas.parse_one_document(self.evidence.stdout, what, self.describe())
+        schemas.validate(doc, schema, what, self.describe())
+        return doc
+
+    def describe(self) -> str:
+        return f"--- {self.way}:\n{self.evidence.describe()}"
+
+
+@dataclass(frozen=True)
+class BadRequestOutcome:
+    """A bad request, what it should get, what it got, and the valid request sent after it."""
+
+    name: str
+    expected_status: int | range
+    bad: Exchange
+    next_valid: Exchange
+
+
+@dataclass(frozen=True)
+class RefusalRace:
+    """A request for a model that is not installed, and the served model's answers alone and beside it."""
+
+    alone: Exchange
+    refused: Exchange
+    meanwhile: Exchange
+
+
+@dataclass
+class Sut:
+    """The system under test as one scenario sees it."""
+
+    suite: object  # support.session.Session
+    model: str | None = None  # the scenario's portfolio row (steps may pick another model)
+    facts: ModelFacts | None = None
+    server: object | None = None  # the LocalServer in use
+    client: Client | None = None
+    evidence: list = field(default_factory=list)  # every exchange and command, in order
+    answers: list[Answer] = field(default_factory=list)  # every answer asked for, in order
+    pairs: list[tuple[Answer, Answer]] = field(default_factory=list)  # (one piece, streamed) per prompt
+    bad_requests: list[BadRequestOutcome] = field(default_factory=list)
+    refusal: RefusalRace | None = None
+    reference: reference_decoder.ReferenceRun | None = None
+    last: Exchange | CliResult | None = None  # the latest exchange or command
+
+    # --- what is tested ---------------------------------------------------------------------
+
+    def use_model(self, model_id: str) -> None:
+        self.model, self.facts = model_id, self.suite.facts(model_id)
+
+    def any_chat_model(self) -> str:
+        """The first chat model of the portfolio that the RAM gate lets run."""
+        model = next((m.id for m in self.suite.portfolio.chat if not self.suite.gated_reason(m.id)), None)
+        if model is None:
+            raise HarnessError("no chat model of the portfolio fits the RAM budget: "
+                               f"{[m.id for m in self.suite.portfolio.chat]}")
+        return model
+
+    def use_server(self, model_id: str) -> None:
+        """A running server for the model (resident from an earlier scenario, or started now)."""
+        self.use_model(model_id)
+        settings = self.suite.settings
+        self.server = self.suite.server(model_id)
+        self.client = Client(self.server.base_url, settings.request_timeout, settings.stream_timeout)
+
+    # --- evidence -----------------------------------------------------------------------------
+
+    def record(self, item):
+        self.evidence.append(item)
+        evidence.attach(item, len(self.evidence))
+        self.last = item
+        return item
+
+    def _answer(self, prompt: str, way: str, item) -> Answer:
+        answer = Answer(prompt, way, self.record(item))
+        self.answers.append(answer)
+        return answer
+
+    def answer(self, which: str) -> Answer:
+        """The latest answer of a kind: "any", "streamed", "printed" (plain CLI), "json" (CLI --json)."""
+        def fits(a: Answer) -> bool:
+            cli = isinstance(a.evidence, CliResult)
+            return {"any": True, "streamed": a.streamed, "printed": cli and "--json" not in a.evidence.argv,
+                    "json": cli and "--json" in a.evidence.argv}[which]
+        found = next((a for a in reversed(self.answers) if fits(a)), None)
+        if found is None:
+            raise HarnessError(f"the scenario asked for no {which} answer before checking it")
+        return found
+
+    # --- the server ---------------------------------------------------------------------------
+
+    def get(self, path: str) -> Exchange:
+        return self.record(self.client.get(path))
+
+    def ask(self, prompt: str, api: Api = Api.CHAT, stream: bool = False, **sampling) -> Answer:
+        payload = api.payload(self.model, prompt, **sampling)
+        ex = self.client.stream(api.value, payload) if stream else self.client.post_json(api.value, payload)
+        return self._answer(prompt, f"server, {'streamed' if stream else 'one piece'}", ex)
+
+    def ask_again_streamed(self) -> Answer:
+        """The latest server question once more, streamed."""
+        ex = self.answer("any").evidence
+        payload = {k: v for k, v in ex.request_json.items() if k != "stream"}
+        path = CHAT if "messages" in payload else COMPLETIONS
+        prompt = self.answers[-1].prompt
+        return self._answer(prompt, "server, streamed", self.client.stream(path, payload))
+
+    def ask_both_ways(self, prompts: Iterable[str], api: Api = Api.CHAT, **sampling) -> list[tuple[Answer, Answer]]:
+        """Each prompt in one piece, then streamed: `pairs`."""
+        self.pairs = [(self.ask(p, api, **sampling), self.ask(p, api, stream=True, **sampling)) for p in prompts]
+        return self.pairs
+
+    def ask_at_once(self, prompts: list[str]) -> list[Answer]:
+        """The prompts sent at the same time, one client each."""
+        with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
+            results = list(pool.map(lambda p: self.client.post_json(CHAT, chat_payload(self.model, p)), prompts))
+        return [self._answer(p, "server, one of several at once", ex) for p, ex in zip(prompts, results)]
+
+    def send_bad_requests(self, rows: Iterable[tuple[str, int | range]]) -> list[BadRequestOutcome]:
+        """Each named bad request, each followed by a valid request: `bad_requests`."""
+        for name, status in rows:
+            bad = self.record(bad_request(self.client, name, self.model))
+            good = self.record(self.client.post_json(CHAT, chat_payload(self.model, self.facts.prompts[0],
+                                                                        max_tokens=8)))
+            self.bad_requests.append(BadRequestOutcome(name, status, bad, good))
+        return self.bad_requests
+
+    def race_not_installed(self) -> RefusalRace:
+        """The served model asked alone, then a not-installed model and the served one at once."""
+        served = chat_payload(self.model, self.facts.prompts[0], max_tokens=8)
+        alone = self.record(self.client.post_json(CHAT, served))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            refused = pool.submit(self.client.post_json, CHAT, chat_payload(NOT_INSTALLED, "Say hello.", max_tokens=8))
+            time.sleep(0.1)  # the refusal is on its way first
+            meanwhile = pool.submit(self.client.post_json, CHAT, served)
+            self.refusal = RefusalRace(alone, self.record(refused.result()), self.record(meanwhile.result()))
+        return self.refusal
+
+    def hang_up_mid_stream(self, after_chunks: int = 2) -> Exchange:
+        prompt = self.facts.longest.prompt if self.facts.goldens else self.facts.prompts[0]
+        return self.record(disconnect_mid_stream(self.server.base_url, CHAT, chat_payload(self.model, prompt),
+                                                 after_chunks, timeout=self.suite.settings.stream_timeout))
+
+    def ask_openai_client(self, prompt: str) -> tuple[Answer, Answer]:
+        """The official OpenAI Python client asks `prompt`, batch and streamed (both recorded)."""
+        batch, stream = sdk_answers(self.server.base_url, self.model, prompt, self.suite.settings.request_timeout)
+        return (self._answer(prompt, "openai client, one piece", batch),
+                self._answer(prompt, "openai client, streamed", stream))
+
+    # --- the command line -----------------------------------------------------------------------
+
+    def run_cli(self, *args: str, loads: str | None = None, timeout: float | None = None,
+                terminal: bool = False) -> CliResult:
+        """The SUT's command line with `args`; `loads`: the model it loads (RAM room is made first)."""
+        suite = self.suite
+        if loads is not None:
+            suite.make_room_for_process(loads)  # it loads the model beside resident servers
+        run = run_in_terminal if terminal else run_cli
+        return self.record(run(suite.target.command, args, suite.hf_home,
+                               min(timeout or suite.settings.cli_timeout, suite.settings.cli_timeout)))
+
+    def ask_cli(self, prompt: str | None, *flags: str, model: str | None = None, terminal: bool = False,
+                timeout: float | None = None, **sampling) -> Answer:
+        """`prompt` on the command line (temperature 0 unless given), as a script or in a terminal."""
+        model = model or self.model
+        args = self.suite.target.ask_args(model, prompt, {"temperature": 0, **sampling}, *flags)
+        result = self.run_cli(*args, loads=model, timeout=timeout, terminal=terminal)
+        way = "command line" + (" --json" if "--json" in flags else "") + (" in a terminal" if terminal else "")
+        answer = Answer(prompt or "", way, result)
+        self.answers.append(answer)
+        return answer
+
+    def run_without_prompt(self) -> CliResult:
+        """`run MODEL` with no prompt and stdin closed: a script that forgot the prompt."""
+        args = self.suite.target.ask_args(self.model, None, {})
+        return self.run_cli(*args, loads=self.model, timeout=NO_PROMPT_LIMIT)
+
+    # --- the reference decoder -------------------------------------------------------------------
+
+    def decode_reference(self, prompts: list[str], max_tokens: int) -> reference_decoder.ReferenceRun:
+        """mlx-lm's greedy answers to `prompts`, in a subprocess (HarnessError when it fails)."""
+        suite = self.suite
+        suite.make_room_for_process(self.model)  # the decoder loads the model a second time
+        path = reference_decoder.snapshot_path(self.model, suite.hf_home)
+        result = self.record(reference_decoder.run(path, prompts, max_tokens, suite.settings.cli_timeout))
+        self.reference = reference_decoder.parse(result)
+        return self.reference
