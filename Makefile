@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: e2e test demo bench report clean chromium
+.PHONY: e2e test test-fast demo bench report clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ e2e: $(STAMP)
 ## test: the suite's own tests (the HTML report test needs Debian's chromium: installed if missing)
 test: $(STAMP) chromium
 	$(BIN)/pytest
+
+## test-fast: the suite's own tests that load no model and run no SUT (under a minute)
+test-fast: $(STAMP) chromium
+	$(BIN)/pytest -m "not live"
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }

@@ -1,19 +1,9 @@
 """Steps for the command line (`mlxk run`, `list`, `show` as a user or a script calls them), over `context.sut`."""
 
-from behave import given, then, when
+from behave import then, when
 
 from support import expect, schemas, step_types  # noqa: F401  (step_types registers the parameter types)
 from support.cli_runner import plain_answer
-
-
-@given('the portfolio model "{model}"')
-def step_portfolio_model(context, model):
-    context.sut.use_model(model)
-
-
-@given("any portfolio chat model")
-def step_any_chat_model(context):
-    context.sut.use_model(context.sut.any_chat_model())
 
 
 @when("I ask the model its first prompt on the command line {output:Output}")

@@ -11,16 +11,16 @@ from support.request_catalogue import NOT_INSTALLED, expected_status, stop_strin
 TEXT_MAX_TOKENS = 32  # a raw-prompt completion of a chat model can run on: capped
 
 
-# --- which server ---------------------------------------------------------------------------
+# --- which model, and whether its server runs --------------------------------------------------
 
-@given('a server for the portfolio model "{model}"')
-def step_server(context, model):
-    context.sut.use_server(model)
+@given('{server:Subject} "{model}"')
+def step_model(context, server, model):
+    context.sut.use(model, server)
 
 
-@given("a server for any portfolio chat model")
-def step_any_server(context):
-    context.sut.use_server(context.sut.any_chat_model())
+@given("{server:AnyChatModel}")
+def step_any_chat_model(context, server):
+    context.sut.use(context.sut.any_chat_model(), server)
 
 
 # --- asking ---------------------------------------------------------------------------------

@@ -62,10 +62,12 @@ def _explain(doc: object, error: jsonschema.ValidationError) -> str:
 
 @dataclass(frozen=True)
 class Model:
+    """A listed model as the suite keeps it (the fields of `mlxk list --json` it relies on)."""
+
     id: str
+    capabilities: tuple[str, ...]
     size_bytes: int
     model_type: str
-    capabilities: tuple[str, ...]
     framework: str
 
 
@@ -132,8 +134,8 @@ def classify(entries: list[dict], budget: ram_budget.Budget, include: Sequence[s
                                for name in names if owner[name] != shard[0]]
         candidates = [e for e in candidates if owner[e["name"]] == shard[0]]
     for entry in candidates:
-        model = Model(entry["name"], int(entry["size_bytes"]), entry["model_type"],
-                      tuple(entry["capabilities"]), entry["framework"])
+        model = Model(entry["name"], tuple(entry["capabilities"]), int(entry["size_bytes"]),
+                      entry["model_type"], entry["framework"])
         if model.model_type == "chat":
             portfolio.chat.append(model)
         portfolio.text.append(model)

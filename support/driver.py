@@ -122,6 +122,10 @@ class Sut:
                                f"{[m.id for m in self.suite.portfolio.chat]}")
         return model
 
+    def use(self, model_id: str, server: bool) -> None:
+        """Test `model_id`; with `server`, through a running server for it (see use_server)."""
+        (self.use_server if server else self.use_model)(model_id)
+
     def use_server(self, model_id: str) -> None:
         """A running server for the model (resident from an earlier scenario, or started now)."""
         self.use_model(model_id)

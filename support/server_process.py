@@ -7,6 +7,7 @@ that child: teardown tracks every descendant by PID (psutil) and signals groups 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -334,8 +335,6 @@ class LocalServer:
 
     def _close_log(self) -> None:
         if self._log is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._log.close()
-            except OSError:
-                pass
             self._log = None

@@ -45,7 +45,13 @@ DOCUMENT = {"run": schemas.CLI_RUN_SUCCESS, "list": schemas.CLI_LIST}
 
 SERVER_RESOURCE = {"health": HEALTH, "list of models": MODELS}
 
+# What a scenario starts from: a model, or a running server for it (True).
+SUBJECT = {"the portfolio model": False, "a server for the portfolio model": True}
+ANY_CHAT_MODEL = {"any portfolio chat model": False, "a server for any portfolio chat model": True}
+
 register_type(
+    Subject=TypeBuilder.make_enum(SUBJECT),
+    AnyChatModel=TypeBuilder.make_enum(ANY_CHAT_MODEL),
     AnswerKind=TypeBuilder.make_enum(ANSWER_KIND),
     Api=TypeBuilder.make_enum({"a chat answer": Api.CHAT, "a text completion": Api.TEXT}),
     Form=TypeBuilder.make_enum(FORM),

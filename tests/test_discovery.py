@@ -141,7 +141,7 @@ def test_chat_and_base_models():
                          BUDGET)
     assert [m.id for m in portfolio.chat] == ["a/chat", "c/vision-chat"]
     assert [m.id for m in portfolio.text] == ["a/chat", "b/base", "c/vision-chat"]
-    assert portfolio.text[0] == Model("a/chat", GB, "chat", ("text-generation", "chat"), "MLX")
+    assert portfolio.text[0] == Model("a/chat", ("text-generation", "chat"), GB, "chat", "MLX")
     assert (portfolio.excluded, portfolio.gated) == ([], {})
 
 

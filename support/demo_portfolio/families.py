@@ -6,7 +6,7 @@ suite meets on tiny local models the same end-token traps it meets on real ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -62,27 +62,22 @@ GEMMA_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
 )
 
+CHATML = Family(
+    name="chatml",
+    mimics="Qwen2.5 / ChatML",
+    specials=("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
+    bos=None, eos="<|im_end|>", pad="<|endoftext|>",
+    chat_template=CHATML_TEMPLATE,
+    turn_end=("<|im_end|>",),
+    generation_eos=("<|im_end|>", "<|endoftext|>"),
+)
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family(
-            name="chatml",
-            mimics="Qwen2.5 / ChatML",
-            specials=("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
-            bos=None, eos="<|im_end|>", pad="<|endoftext|>",
-            chat_template=CHATML_TEMPLATE,
-            turn_end=("<|im_end|>",),
-            generation_eos=("<|im_end|>", "<|endoftext|>"),
-        ),
-        Family(
-            name="chatml-reasoning",
-            mimics="Qwen3 / DeepSeek-R1 style <think> reasoning on ChatML",
-            specials=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"),
-            bos=None, eos="<|im_end|>", pad="<|endoftext|>",
-            chat_template=CHATML_TEMPLATE,
-            turn_end=("<|im_end|>",),
-            generation_eos=("<|im_end|>", "<|endoftext|>"),
-        ),
+        CHATML,
+        replace(CHATML, name="chatml-reasoning", mimics="Qwen3 / DeepSeek-R1 style <think> reasoning on ChatML",
+                specials=(*CHATML.specials, "<think>", "</think>")),
         Family(
             name="llama3",
             mimics="Llama 3 header template, several eos ids",
@@ -99,8 +94,7 @@ FAMILIES: dict[str, Family] = {
             specials=("<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"),
             bos=None, eos="<|endoftext|>", pad="<|endoftext|>",
             chat_template=PHI3_TEMPLATE,
-            turn_end=("<|end|>", "<|endoftext|>"),
-            generation_eos=(),  # only the tokenizer eos: the SUT must know <|end|> itself
+            turn_end=("<|end|>", "<|endoftext|>"),  # no generation_eos: the SUT must know <|end|> itself
         ),
         Family(
             name="mistral",
