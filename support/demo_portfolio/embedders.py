@@ -182,7 +182,7 @@ def bert_config(vocab_size: int, model_type: str = "bert") -> dict:
         "type_vocab_size": 2, "layer_norm_eps": 1e-12, "pad_token_id": 0, "torch_dtype": "float32",
     }
     if model_type == "xlm-roberta":
-        config.update(pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+        config.update(bos_token_id=2, eos_token_id=3)  # shapes stay those of the shipped weights
     return config
 
 
@@ -498,7 +498,8 @@ def build_embedders(work: Path, seed: int, log: Log = print) -> list[Built]:
     built.append(_build_decoder(work / DECODER_NAME, seed, log))
 
     xlm_config = bert_config(vocab, model_type="xlm-roberta")
-    notes = "an xlm-roberta encoder: a type mlx-knife declares as an embedder but does not vendor"
+    notes = ("an xlm-roberta encoder: a type mlx-knife declares as an embedder but does not vendor; "
+             "its weights are the BERT demo's, never loaded")
     files = {**tok_files, "config.json": _json(xlm_config), "model.safetensors": weights_bytes,
              **_sentence_transformers_files("mean", xlm_config["hidden_size"], ""),
              "README.md": model_card(UNVENDORED_NAME, "an XLM-RoBERTa sentence embedder", notes)}
