@@ -104,7 +104,7 @@ def step_list_has_portfolio(context):
     r = context.sut.last
     doc = schemas.parse_one_document(r.stdout, "mlxk list --json", r.describe())
     listed = {m["name"] for m in doc["data"]["models"]}
-    missing = sorted({m.id for m in context.suite.portfolio.text} - listed)
+    missing = sorted({m.id for m in context.suite.portfolio.models} - listed)
     expect.that(not missing, f"models missing from mlxk list --json: {missing}", r.describe())
 
 

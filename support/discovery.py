@@ -71,14 +71,34 @@ class Model:
     framework: str
 
 
+# What the suite certifies, by mlx-knife's model_type: chat and base models generate text
+# (chat models with capability "vision" also answer about images), audio models transcribe,
+# embedding models embed.
+MODEL_TYPES = ("chat", "base", "audio", "embedding")
+
+
 @dataclass
 class Portfolio:
-    """Chat models, text (completion) models, and why every other listed model is left out."""
+    """The runnable models by kind (the rows of the portfolio outlines), and why every other
+    listed model is left out. A model can be of several kinds: every chat model is a text model,
+    a vision model is a chat model too."""
 
     chat: list[Model] = field(default_factory=list)
-    text: list[Model] = field(default_factory=list)
+    text: list[Model] = field(default_factory=list)  # chat and base models: text completions
+    vision: list[Model] = field(default_factory=list)
+    audio: list[Model] = field(default_factory=list)
+    embeddings: list[Model] = field(default_factory=list)
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (model id, reason)
     gated: dict[str, str] = field(default_factory=dict)  # model id -> over-budget reason
+
+    @property
+    def models(self) -> list[Model]:
+        """Every model the run covers, once each, sorted by id."""
+        return sorted({m.id: m for m in self.text + self.audio + self.embeddings}.values(), key=lambda m: m.id)
+
+    def rows(self) -> dict[str, list[str]]:
+        """Model ids per portfolio kind (`@portfolio.<kind>` outlines)."""
+        return {kind: [m.id for m in getattr(self, kind)] for kind in ("chat", "text", "vision", "audio", "embeddings")}
 
 
 def _reason(entry: dict) -> str:
@@ -95,8 +115,10 @@ def _exclusion(entry: dict, include: Sequence[str], exclude: Sequence[str]) -> s
         return f"not MLX (framework {entry['framework']})"
     if not entry["runtime_compatible"]:
         return f"not runtime compatible: {_reason(entry)}"
-    if model_type not in ("chat", "base") or "text-generation" not in entry["capabilities"]:
-        return f"not a text model (model_type {model_type})"
+    if model_type not in MODEL_TYPES:
+        return f"not a kind of model the suite certifies (model_type {model_type})"
+    if model_type in ("chat", "base") and "text-generation" not in entry["capabilities"]:
+        return f"a {model_type} model without the text-generation capability"
     if include and not any(fnmatchcase(name, p) for p in include):
         return f"filtered by pattern (matches none of -D include={','.join(include)})"
     hit = next((p for p in exclude if fnmatchcase(name, p)), None)
@@ -114,7 +136,7 @@ def shard_of(ids: list[str], shard: tuple[int, int]) -> list[str]:
 def classify(entries: list[dict], budget: ram_budget.Budget, include: Sequence[str] = (),
              exclude: Sequence[str] = (), max_models: int | None = None,
              shard: tuple[int, int] | None = None) -> Portfolio:
-    """Sort the listed models into chat and text models; over-budget ones stay but are gated."""
+    """Sort the listed models by kind; over-budget ones stay but are gated."""
     portfolio = Portfolio()
     candidates = []
     for entry in sorted(entries, key=lambda e: e["name"]):
@@ -136,9 +158,16 @@ def classify(entries: list[dict], budget: ram_budget.Budget, include: Sequence[s
     for entry in candidates:
         model = Model(entry["name"], tuple(entry["capabilities"]), int(entry["size_bytes"]),
                       entry["model_type"], entry["framework"])
+        if model.model_type in ("chat", "base"):
+            portfolio.text.append(model)
         if model.model_type == "chat":
             portfolio.chat.append(model)
-        portfolio.text.append(model)
+            if "vision" in model.capabilities:
+                portfolio.vision.append(model)
+        if model.model_type == "audio":
+            portfolio.audio.append(model)
+        if model.model_type == "embedding":
+            portfolio.embeddings.append(model)
         reason = ram_budget.gate(model.size_bytes, budget)
         if reason is not None:
             portfolio.gated[model.id] = reason

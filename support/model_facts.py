@@ -63,10 +63,11 @@ def tokenizer_special_tokens(hf_home: Path, model_id: str) -> set[str]:
 
 def facts_for(model_id: str, hf_home: Path, manifest: dict | None) -> ModelFacts:
     entry = next((m for m in (manifest or {}).get("models", []) if m["id"] == model_id), None)
-    goldens = tuple(Golden(g["prompt"], g["answer"]) for g in entry["goldens"]) if entry else ()
+    goldens = tuple(Golden(g["prompt"], g["answer"]) for g in (entry or {}).get("goldens", ())
+                    if not g.get("images") and not g.get("audio"))  # the text-only ones
     own = tokenizer_special_tokens(hf_home, model_id) - set(REASONING_MARKERS)
     forbidden = tuple(sorted(set(COMMON_FORBIDDEN) | own))
-    return ModelFacts(model_id, goldens, forbidden, entry["family"] if entry else None)
+    return ModelFacts(model_id, goldens, forbidden, (entry or {}).get("family"))
 
 
 def visible_tokens(text: str, forbidden: tuple[str, ...]) -> list[str]:

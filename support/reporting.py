@@ -25,7 +25,7 @@ def before_all(context) -> None:
     suite = context.suite
     context.allure_plugins = allure_results.enable_dynamic_labels(getattr(context._runner, "formatters", []))
     context.matrix = portfolio_matrix.Matrix()
-    context.speed = metrics.Collector([m.id for m in suite.portfolio.text] if suite is not None else None)
+    context.speed = metrics.Collector([m.id for m in suite.portfolio.models] if suite is not None else None)
 
 
 def before_scenario(context, scenario) -> None:
@@ -44,7 +44,7 @@ def after_scenario(context, scenario, issue) -> None:
 def after_all(context, say: Callable[[str], None]) -> None:
     allure_results.disable_dynamic_labels(context.allure_plugins)  # every result is written
     suite = context.suite
-    models = [m.id for m in suite.portfolio.text]
+    models = [m.id for m in suite.portfolio.models]
     machine = metrics.machine_info()
     if suite.pool is not None:
         context.speed.add_server_starts(suite.pool.events)

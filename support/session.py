@@ -108,9 +108,11 @@ def start(userdata, features, log: Callable[[str], None]) -> Session:
                                    settings.max_models, settings.shard)
     for line in discovery.format_exclusions(portfolio):
         log(line)
-    rows = {"chat": [m.id for m in portfolio.chat], "text": [m.id for m in portfolio.text]}
-    added = outlines.fill_portfolio_outlines(features, rows)
+    added = outlines.fill_portfolio_outlines(features, portfolio.rows())
     log("portfolio rows: " + ", ".join(f"{n} {kind}" for kind, n in sorted(added.items())))
+    for kind, ids in portfolio.rows().items():
+        if not ids and kind not in outlines.REQUIRED_KINDS:
+            log(f"no {kind} model in the portfolio: its outlines have no rows (nothing of it is tested)")
     empty = outlines.rows_missing(features)
     if empty:
         raise SuiteError(f"no model in {hf_home} qualifies for {empty[0]}"

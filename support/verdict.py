@@ -53,7 +53,7 @@ class Tally:
 def write(tally: Tally, suite, problems: list[str]) -> dict:
     """reports/verdict.json for the run of `suite` (a support.session.Session)."""
     seen = {k["issue"] for k in tally.known_failures}
-    models = [m.id for m in suite.portfolio.text]
+    models = [m.id for m in suite.portfolio.models]
     pool = suite.pool
     verdict = {
         "sut_version": suite.sut_version,

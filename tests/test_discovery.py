@@ -142,7 +142,19 @@ def test_chat_and_base_models():
     assert [m.id for m in portfolio.chat] == ["a/chat", "c/vision-chat"]
     assert [m.id for m in portfolio.text] == ["a/chat", "b/base", "c/vision-chat"]
     assert portfolio.text[0] == Model("a/chat", ("text-generation", "chat"), GB, "chat", "MLX")
+    assert [m.id for m in portfolio.vision] == ["c/vision-chat"]
     assert (portfolio.excluded, portfolio.gated) == ([], {})
+
+
+def test_speech_and_embedding_models_are_kinds_of_their_own():
+    portfolio = classify([entry("a/chat"), entry("w/whisper", model_type="audio", capabilities=["audio"]),
+                          entry("e/bert", model_type="embedding", capabilities=["embeddings"])], BUDGET)
+    assert [m.id for m in portfolio.audio] == ["w/whisper"]
+    assert [m.id for m in portfolio.embeddings] == ["e/bert"]
+    assert [m.id for m in portfolio.text] == ["a/chat"]
+    assert [m.id for m in portfolio.models] == ["a/chat", "e/bert", "w/whisper"]
+    assert portfolio.rows() == {"chat": ["a/chat"], "text": ["a/chat"], "vision": [], "audio": ["w/whisper"],
+                                "embeddings": ["e/bert"]}
 
 
 @pytest.mark.parametrize("changes, reason", [
@@ -153,9 +165,8 @@ def test_chat_and_base_models():
      "not MLX (framework PyTorch)"),
     ({"runtime_compatible": False, "reason": "model_type foo not supported"},
      "not runtime compatible: model_type foo not supported"),
-    ({"model_type": "audio", "capabilities": ["audio"]}, "not a text model (model_type audio)"),
-    ({"model_type": "embedding", "capabilities": ["embeddings"]}, "not a text model (model_type embedding)"),
-    ({"model_type": "chat", "capabilities": ["chat", "vision"]}, "not a text model (model_type chat)"),
+    ({"model_type": "tts", "capabilities": ["speech"]}, "not a kind of model the suite certifies (model_type tts)"),
+    ({"model_type": "chat", "capabilities": ["chat", "vision"]}, "a chat model without the text-generation capability"),
 ])
 def test_exclusion_reasons(changes, reason):
     portfolio = classify([entry("org/x", **changes), entry("org/ok")], BUDGET)

@@ -15,6 +15,9 @@ from .families import FAMILIES, Family
 from .models import DEMO_RAM_BUDGET_GB, OVERSIZED_PADDING_BYTES, SPEC_BY_NAME, SPECS, ModelSpec
 
 MANIFEST = "portfolio.json"
+ASSETS = "assets"  # images and sound clips the capability models are asked about
+# Suite modules the capability builders train or verify through (a change rebuilds the portfolio).
+REFERENCE_MODULES = ("embedding_reference.py",)
 LOCK = ".build.lock"
 LONG_ANSWER_MIN_TOKENS = 64
 
@@ -24,9 +27,10 @@ def fingerprint() -> str:
     from importlib.metadata import version
 
     h = hashlib.sha256()
-    for f in sorted(Path(__file__).parent.glob("*.py")):
+    here = Path(__file__).parent
+    for f in [*sorted(here.glob("*.py")), *(here.parent / name for name in REFERENCE_MODULES)]:
         h.update(f.read_bytes())
-    for pkg in ("mlx", "mlx-lm", "tokenizers", "transformers"):
+    for pkg in ("mlx", "mlx-lm", "mlx-knife", "mlx-vlm", "mlx-audio", "tokenizers", "transformers"):
         h.update(f"{pkg}={version(pkg)}".encode())
     return h.hexdigest()
 
@@ -119,6 +123,7 @@ def _variant_files(spec: ModelSpec, trained: dict[str, bytes]) -> tuple[dict[str
 def _manifest_entry(spec: ModelSpec, family: Family, facts: dict) -> dict:
     return {
         "id": spec.id,
+        "kind": "text",
         "family": family.name,
         "mimics": family.mimics,
         "expect": spec.expect,
@@ -132,6 +137,16 @@ def _manifest_entry(spec: ModelSpec, family: Family, facts: dict) -> dict:
         "notes": spec.notes,
         **facts,
     }
+
+
+def capability_builders():
+    """(kind, build) per capability beyond text: build(work, assets_dir, log) returns
+    [(repo_id, files, manifest facts)] and writes what its models are asked about into assets_dir."""
+    from . import embedders
+
+    return (
+        ("embeddings", lambda work, assets, log: embedders.build_embedders(work, seed=11, log=log)),
+    )
 
 
 def build(root: Path, log: Callable[[str], None] = print, force: bool = False) -> Path:
@@ -151,6 +166,7 @@ def _build_locked(root: Path, log: Callable[[str], None], force: bool) -> Path:
         return root / MANIFEST
     started = time.monotonic()
     hf_cache.clear_hub(root)
+    shutil.rmtree(root / ASSETS, ignore_errors=True)
     hf_cache.write_sentinel(root, fingerprint=None)
     staging = root / "staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -169,6 +185,10 @@ def _build_locked(root: Path, log: Callable[[str], None], force: bool) -> Path:
         entries.append(_manifest_entry(spec, family, facts))
         how = f"{facts['training_steps']} training steps" if spec.trained_from is None else f"from {source}"
         log(f"[{i:2}/{len(SPECS)}] {spec.id:<36} {spec.expect:<8} {how}, {time.monotonic() - t0:.1f} s")
+    for kind, build_kind in capability_builders():
+        for repo_id, files, facts in build_kind(staging / kind, root / ASSETS, log):
+            hf_cache.write_repo(root, repo_id, files)
+            entries.append({"id": repo_id, "kind": kind, **facts})
     shutil.rmtree(staging, ignore_errors=True)
     manifest = {
         "schema": 1,
