@@ -34,7 +34,7 @@ import psutil
 from .cli_runner import CliResult
 from .config import Thresholds
 from .expect import that
-from .openai_http import Exchange
+from .openai_http import CHAT, COMPLETIONS, Exchange
 
 UNITS = {"server_startup": "s", "ttft": "s", "tokens_per_s": "tokens/s", "batch_latency": "s",
          "cli_wall": "s"}
@@ -45,7 +45,7 @@ MEANING = {
     "batch_latency": "chat or text completion in one piece: request to whole answer",
     "cli_wall": "mlxk run MODEL ... (exit 0): wall time, model load included",
 }
-_COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
+_COMPLETION_PATHS = (CHAT, COMPLETIONS)
 
 
 # --- one exchange ------------------------------------------------------------------------

@@ -178,11 +178,13 @@ def test_healthy_shim_passes_the_slice(selection, fault_runs):
     known = sorted({k["issue"] for k in run.known})
     _CONTROLS[selection] = {"args": sel.shown, "seconds": run.seconds, "passed": sum(s.status == "passed" for s in run.scenarios),
                             "known": ", ".join(known) or "-",
-                            "false_alarms": len(run.unexpected) + len((run.verdict or {}).get("harness_problems", []))}
+                            "false_alarms": len(run.unexpected) + len((run.verdict or {}).get("harness_problems", []))
+                            + len((run.verdict or {}).get("harness_failures", []))}
     where = run.where()
     assert run.verdict is not None, f"behave did not finish the run (no verdict.json){where}"
     assert run.unexpected == [], f"false alarm: the healthy shim fails {run.unexpected}{where}"
     assert run.verdict["harness_problems"] == [], where
+    assert run.verdict.get("harness_failures") == [], where
     assert run.leftovers == [], f"processes of the run still alive after it ended: {run.leftovers}{where}"
     ran = [s for s in run.scenarios if s.status != "skipped"]
     assert ran, f"the slice selected no scenario{where}"
