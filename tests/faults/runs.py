@@ -39,8 +39,9 @@ TRACK_EVERY = 0.1
 GONE_WAIT = 5.0  # seconds to let dying processes disappear before calling them leftovers
 WORKERS = int(os.environ.get("MLX_E2E_FAULT_WORKERS", "3"))
 
-_SCENARIO = re.compile(r"^  Scenario(?: Outline)?: (?P<name>.*?)\s*$")
-_STEP = re.compile(r"^    \S.* \.\.\. (?P<status>passed|failed|error|skipped|undefined|untested)"
+# Scenarios are indented by 2 (4 under a Rule:), their steps by 4 (6).
+_SCENARIO = re.compile(r"^(?:  |    )Scenario(?: Outline)?: (?P<name>.*?)\s*$")
+_STEP = re.compile(r"^(?:    |      )\S.* \.\.\. (?P<status>passed|failed|error|skipped|undefined|untested)"
                    r"(?: in (?P<seconds>[\d.]+)s)?\s*$")
 _BLOCK_END = ("----", "CAPTURED ")
 
