@@ -27,6 +27,8 @@ from support import embedding_reference as ref
 from support.cli_runner import sut_env
 from support.demo_portfolio import embedders, hf_cache
 
+pytestmark = pytest.mark.live  # builds models and runs the SUT's command line
+
 MLXK = str(Path(sys.executable).parent / "mlxk")
 ALPHA = "MLXK2_ENABLE_ALPHA_FEATURES"
 TIMEOUT = 120.0

@@ -70,6 +70,7 @@ def test_a_bad_model_path_ends_with_a_clear_error_and_exit_2(tmp_path: Path) -> 
         reference_decoder.parse(result)
 
 
+@pytest.mark.live  # the decoder subprocess imports mlx-lm
 def test_a_model_that_cannot_load_ends_with_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     result = reference_decoder.run(tmp_path, ["Say hello."], 8, TIMEOUT)
