@@ -19,8 +19,8 @@ from typing import Any
 from support.errors import ConfigError, SuiteError
 
 KINDS = ("product", "model")
-REQUIRED = ("id", "title", "kind", "models", "evidence")
-OPTIONAL = ("scenario", "tags", "messages", "sut", "link")
+REQUIRED = ("id", "title", "kind", "models", "messages", "evidence")
+OPTIONAL = ("scenario", "tags", "sut", "link")
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
     ">": operator.gt, "<": operator.lt}
@@ -75,7 +75,7 @@ class KnownIssue:
     evidence: str
     scenario: str | None = None
     tags: frozenset[str] = frozenset()
-    messages: tuple[str, ...] = ()  # globs: the failure message must match one (none given: any)
+    messages: tuple[str, ...] = ()  # globs: the failure message must match one
     sut: VersionRange | None = None
     link: str | None = None
 
@@ -86,14 +86,12 @@ class KnownIssue:
 
     def matches(self, model_id: str, scenario_name: str, tags: Iterable[str],
                 sut_version: str, message: str | None = None) -> bool:
-        """True when this issue covers the model's run of the scenario on this SUT, and, where the
-        entry names messages, the failure looks like the registered one (a new defect in the same
-        scenario is not absorbed)."""
+        """True when this issue covers the model's run of the scenario on this SUT and the failure
+        message looks like a registered one: a new defect in the same scenario is never absorbed."""
         return (self.applies_to(model_id, sut_version)
                 and (self.scenario is None or fnmatchcase(scenario_name, self.scenario))
                 and self.tags <= {tag.lstrip("@") for tag in tags}
-                and (not self.messages or message is None
-                     or any(fnmatchcase(message, glob) for glob in self.messages)))
+                and any(fnmatchcase(message or "", glob) for glob in self.messages))
 
 
 @dataclass(frozen=True)
