@@ -12,6 +12,7 @@ business (support/targets.py): nothing here spells a SUT command.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -319,13 +320,10 @@ class Sut:
             self.server = self.suite.server(model_id, EMBED_SERVE)
             self.client = Client(self.server.base_url, settings.request_timeout, settings.stream_timeout)
 
-    def any_embedding_model(self) -> str:
-        """The first embedding model of the portfolio that the RAM gate lets run (HarnessError: none;
-        an embeddings outline with no rows is allowed, a scenario that needs one model is not)."""
-        model = next((m.id for m in self.suite.portfolio.embeddings if not self.suite.gated_reason(m.id)), None)
-        if model is None:
-            raise HarnessError("the portfolio has no runnable embedding model (mlxk list: model_type embedding)")
-        return model
+    def any_embedding_model(self) -> str | None:
+        """The first embedding model of the portfolio that the RAM gate lets run; None when there is
+        none (embedding models are an optional kind: the scenario is skipped, see the steps)."""
+        return next((m.id for m in self.suite.portfolio.embeddings if not self.suite.gated_reason(m.id)), None)
 
     def sentences(self) -> tuple[str, ...]:
         """The golden sentences of the embedding model in use (the manifest's), else neutral ones."""
@@ -340,7 +338,8 @@ class Sut:
 
     def mlx_device(self) -> str:
         """Where MLX computes for the SUT ("cpu" or "gpu"): asked of the SUT's own Python, recorded."""
-        python = str(Path(self.suite.target.command[0]).parent / "python")
+        beside = Path(self.suite.target.command[0]).parent / "python"  # the SUT's venv
+        python = str(beside) if beside.exists() else sys.executable  # a wrapper script: the suite's own
         result = self.record(run_cli((python,), ("-c", "import mlx.core as mx; print(mx.default_device())"),
                                      self.suite.hf_home, self.suite.settings.cli_timeout, kind="reference"))
         if result.returncode != 0 or "Device(" not in result.stdout:
