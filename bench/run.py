@@ -21,6 +21,7 @@ from pathlib import Path
 
 from support.demo_portfolio import DEFAULT_ROOT, ensure_built
 from support.paths import ROOT
+from support.verdict import read as read_verdict
 
 BEHAVE = Path(sys.executable).parent / "behave"
 TARGETS = {"overhead_ratio": 1.25, "wall_seconds_reuse_on": 300.0, "warm_build_seconds": 1.0}
@@ -34,7 +35,7 @@ def live_run(label: str, *extra: str) -> dict:
                           "-o", str(reports / "progress.txt"), *extra],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     wall = time.monotonic() - started
-    verdict = json.loads((reports / "verdict.json").read_text())
+    verdict = read_verdict(reports)
     s = verdict["seconds"]
     work = s.get("server_startup", 0) + s.get("request", 0) + s.get("cli", 0) + s.get("reference", 0)
     return {

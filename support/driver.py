@@ -27,14 +27,13 @@ from .cli_runner import CliResult, plain_answer, run_cli, run_in_terminal
 from .errors import HarnessError
 from .expect import that
 from .model_facts import EmbeddingFacts, ModelFacts
-from .openai_http import (CHAT, COMPLETIONS, Client, Exchange, batch_content, chat_payload, completion_payload,
+from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, Client, Exchange, batch_content, chat_payload, completion_payload,
                           disconnect_mid_stream, joined_content)
 from .openai_sdk import sdk_answers
 from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request
 from .targets import EMBED_SERVE, PROXY
 
 NO_PROMPT_LIMIT = 20.0  # seconds: a CLI that has not noticed the missing prompt by then hangs
-EMBEDDINGS = "/v1/embeddings"
 # Sentences for an embedding model without golden facts (a user's portfolio).
 NEUTRAL_SENTENCES = ("The cat sits on the mat.", "A cat is sitting on the mat.", "Stock markets fell sharply today.")
 

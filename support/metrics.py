@@ -37,7 +37,7 @@ import psutil
 from .cli_runner import CliResult
 from .config import Thresholds
 from .expect import that
-from .openai_http import Exchange
+from .openai_http import CHAT, COMPLETIONS, EMBEDDINGS, Exchange
 
 UNITS = {"server_startup": "s", "ttft": "s", "tokens_per_s": "tokens/s", "batch_latency": "s",
          "cli_wall": "s", "embed_server_startup": "s", "embed_inputs_per_s": "inputs/s"}
@@ -50,8 +50,7 @@ MEANING = {
     "embed_server_startup": "mlxk embed-serve MODEL started until GET /health answered 200",
     "embed_inputs_per_s": "POST /v1/embeddings answered 200: inputs / request seconds",
 }
-EMBEDDINGS_PATH = "/v1/embeddings"
-_COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
+_COMPLETION_PATHS = (CHAT, COMPLETIONS)
 
 
 # --- one exchange ------------------------------------------------------------------------
@@ -104,7 +103,7 @@ def _is_completion(ex: Exchange) -> bool:
 
 def embedding_inputs(ex: Exchange) -> int | None:
     """How many texts a successful ``POST /v1/embeddings`` embedded (None for anything else)."""
-    if not (ex.method == "POST" and ex.url.rstrip("/").endswith(EMBEDDINGS_PATH) and ex.status == 200
+    if not (ex.method == "POST" and ex.url.rstrip("/").endswith(EMBEDDINGS) and ex.status == 200
             and ex.error is None and isinstance(ex.request_json, dict)):
         return None
     given = ex.request_json.get("input")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .paths import REPORTS
 
@@ -74,8 +75,10 @@ def write(tally: Tally, suite, problems: list[str]) -> dict:
     return verdict
 
 
-def read() -> dict | None:
-    return json.loads(VERDICT.read_text()) if VERDICT.is_file() else None
+def read(reports: Path = REPORTS) -> dict | None:
+    """The verdict of the run whose reports are in `reports` (None when it did not finish)."""
+    path = reports / VERDICT.name
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(argv: list[str]) -> int:

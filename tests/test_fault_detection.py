@@ -15,7 +15,8 @@ import time
 import pytest
 
 from faults import catalogue, runs
-from faults.catalogue import CATALOGUE, SELECTIONS, Fault, Selection
+from faults.catalogue import CATALOGUE, GEMMA, SELECTIONS, Fault, Selection
+from faults.transport import Hooks
 from support.paths import REPORTS
 
 DETECTION_REPORT = REPORTS / "detection.md"
@@ -177,11 +178,13 @@ def test_healthy_shim_passes_the_slice(selection, fault_runs):
     known = sorted({k["issue"] for k in run.known})
     _CONTROLS[selection] = {"args": sel.shown, "seconds": run.seconds, "passed": sum(s.status == "passed" for s in run.scenarios),
                             "known": ", ".join(known) or "-",
-                            "false_alarms": len(run.unexpected) + len((run.verdict or {}).get("harness_problems", []))}
+                            "false_alarms": len(run.unexpected) + len((run.verdict or {}).get("harness_problems", []))
+                            + len((run.verdict or {}).get("harness_failures", []))}
     where = run.where()
     assert run.verdict is not None, f"behave did not finish the run (no verdict.json){where}"
     assert run.unexpected == [], f"false alarm: the healthy shim fails {run.unexpected}{where}"
     assert run.verdict["harness_problems"] == [], where
+    assert run.verdict.get("harness_failures") == [], where
     assert run.leftovers == [], f"processes of the run still alive after it ended: {run.leftovers}{where}"
     ran = [s for s in run.scenarios if s.status != "skipped"]
     assert ran, f"the slice selected no scenario{where}"
@@ -200,16 +203,21 @@ def test_healthy_shim_passes_the_slice(selection, fault_runs):
 # --- the injection machinery itself ------------------------------------------------------
 
 def test_the_catalogue_is_implemented_and_large_enough():
-    from faults import proxy, shim
-
-    implemented = set(proxy.FAULTS) | set(shim.CLI_FAULTS)
-    names = [f.name for f in CATALOGUE]
-    assert len(names) == len(set(names)) >= 25
-    assert set(names) <= implemented, f"catalogued but not implemented: {sorted(set(names) - implemented)}"
-    assert implemented - set(names) == {"none"}, f"implemented but not catalogued: {sorted(implemented - set(names))}"
+    hooks = [h for h in vars(Hooks) if not h.startswith("_")]
+    assert len(CATALOGUE) >= 25
     for f in CATALOGUE:
         assert f.catches and f.bug_class and f.does, f.name
         assert not (f.masked_by and f.missing_check), f.name
+        assert (f.proxy is None) != (f.cli is None), f"{f.name}: one implementation, for the proxy or the CLI"
+        if f.proxy is not None:
+            changed = [h for h in hooks if getattr(f.proxy, h) is not getattr(Hooks, h)]
+            assert changed, f"{f.name}: its hooks change nothing"
+            f.proxy(GEMMA)  # constructible as the shim does
+
+
+def test_a_fault_is_defined_once():
+    with pytest.raises(ValueError, match="defined twice"):
+        catalogue.fault(CATALOGUE[0].name, "x", CATALOGUE[0].selection, ("x",), does="x")(Hooks)
 
 
 def test_the_shim_forwards_sigterm_and_leaves_nothing(demo_root, tmp_path):

@@ -31,6 +31,7 @@ def test_exactly_the_registered_failures_happen(demo_root, tmp_path):
 
     assert verdict["unexpected_failures"] == [], where
     assert verdict["harness_problems"] == [], where
+    assert verdict["harness_failures"] == [], where
     version = parse_sut_version(check_mlxk(default_mlxk()))
     registry = known_issues.load(REGISTRY)
     expected = {e.id for e in registry.entries if any(e.applies_to(m, version) for m in SLICE)}

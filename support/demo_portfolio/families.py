@@ -105,6 +105,14 @@ FAMILIES: dict[str, Family] = {
             turn_end=("</s>",),
         ),
         Family(
+            name="base",
+            mimics="a GPT-2 style base model: no chat template, <|endoftext|> ends a text",
+            specials=("<|endoftext|>",),
+            bos=None, eos="<|endoftext|>", pad=None,
+            chat_template=None,
+            turn_end=("<|endoftext|>",),
+        ),
+        Family(
             name="gemma",
             mimics="Gemma <start_of_turn>/<end_of_turn>, eos <eos>",
             specials=("<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"),
@@ -112,14 +120,6 @@ FAMILIES: dict[str, Family] = {
             chat_template=GEMMA_TEMPLATE,
             turn_end=("<end_of_turn>",),
             generation_eos=("<eos>", "<end_of_turn>"),
-        ),
-        Family(
-            name="base",
-            mimics="a GPT-2 style base model: no chat template, <|endoftext|> ends a text",
-            specials=("<|endoftext|>",),
-            bos=None, eos="<|endoftext|>", pad=None,
-            chat_template=None,
-            turn_end=("<|endoftext|>",),
         ),
     )
 }

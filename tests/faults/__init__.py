@@ -1,5 +1,6 @@
 """Fault injection for the suite's own tests: a CLI shim and an HTTP fault proxy around the real SUT.
 
 `shim.py` is used as the SUT command (`-D mlxk=<wrapper>`); `MLX_E2E_FAULT=<name>` picks the fault.
-`catalogue.py` lists every fault, the bug class it stands for, and the behave slice that must catch it.
+`catalogue.py` defines every fault once: its bug class, the behave slice that must catch it, and its
+implementation; `transport.py` is the proxy's HTTP server that runs a fault's hooks.
 """

@@ -1,5 +1,6 @@
-"""The fault catalogue: each fault the shim and proxy can inject, the bug class it stands for
-(/work/shared/reference/real-bug-classes.md), and the slice of the live suite that must catch it.
+"""The fault catalogue: each fault the shim and proxy can inject, defined once: its name, the bug
+class it stands for (/work/shared/reference/real-bug-classes.md), what it does, the slice of the
+live suite that must catch it, and its implementation (`@fault(...)` on it: see kinds.py).
 
 A `Selection` is a small behave slice (one clean model, a few scenarios) so one run takes seconds.
 `catches` are fragments of the scenario names that must fail *unexpectedly* (not as a registered
@@ -23,25 +24,31 @@ how fast a user's model should be.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from typing import Iterator
+
+from .kinds import (BY_NAME, CliFault, Fault, Selection, answers, choice, chunks, delta_text, end_token, events,
+                    fault, hook, json_output, output, paced, plain_answer, runs, runs_json, with_delta_text)
+from .transport import Event, Hang, Hooks, Pause, Request, Response, json_response
 
 GEMMA = "mlx-e2e-demo/gemma-style"
 UTF8 = "mlx-e2e-demo/utf8-style"
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+MODELS = "/v1/models"
+DONE = "[DONE]"
 
 
-@dataclass(frozen=True)
-class Selection:
-    name: str
-    args: tuple[str, ...]  # behave arguments (the shim's -D mlxk and the output options are added)
-    about: str
-
-    @property
-    def shown(self) -> str:
-        return " ".join(a if " " not in a and "|" not in a else repr(a) for a in self.args)
-
+# --- slices of the live suite -------------------------------------------------------------
 
 def _slice(name: str, about: str, *args: str, model: str = GEMMA) -> Selection:
     return Selection(name, ("--tags=@live_e2e", *args, "-D", f"include={model}"), about)
+
+
+def _server(name: str, about: str, scenarios: str) -> Selection:
+    """The server scenarios whose names match `scenarios` (a regular expression)."""
+    return _slice(name, about, "--tags=@server", "-n", scenarios)
 
 
 API = _slice("api", "server API shapes: health, models, chat and text, batch and stream",
@@ -51,16 +58,13 @@ API_TIMEOUTS = _slice("api-timeouts", "the server API slice with 5 s request and
 GOLDEN = _slice("golden", "golden answers, batch and streamed", "--tags=@server", "-i", "golden.feature")
 GOLDEN_UTF8 = _slice("golden-utf8", "golden answers of the multibyte model (its streams fail with KI-006)",
                      "--tags=@server", "-i", "golden.feature", model=UTF8)
-TOKEN_LIMIT = _slice("token-limit", "max_tokens below the natural length",
-                     "--tags=@server", "-n", "A token limit below the natural length")
-STOP = _slice("stop", "stop strings, batch and streamed (KI-004 fails these on every model)",
-              "--tags=@server", "-n", "stop strings? cuts")
-BAD_REQUESTS = _slice("bad-requests", "bad requests get clean 4xx errors (KI-005 fails this on every model)",
-                      "--tags=@server", "-n", "Bad requests to")
-CONCURRENCY = _slice("concurrency", "four simultaneous golden requests",
-                     "--tags=@server", "-n", "Four simultaneous requests")
-DISCONNECT = _slice("disconnect", "a streaming client hangs up, then a new request",
-                    "--tags=@server", "-n", "recovers when a streaming client hangs up")
+TOKEN_LIMIT = _server("token-limit", "max_tokens below the natural length", "A token limit below the natural length")
+STOP = _server("stop", "stop strings, batch and streamed (KI-004 fails these on every model)", "stop strings? cuts")
+BAD_REQUESTS = _server("bad-requests", "bad requests get clean 4xx errors (KI-005 fails this on every model)",
+                       "Bad requests to")
+CONCURRENCY = _server("concurrency", "four simultaneous golden requests", "Four simultaneous requests")
+DISCONNECT = _server("disconnect", "a streaming client hangs up, then a new request",
+                     "recovers when a streaming client hangs up")
 STREAM_PARITY = _slice("stream-parity", "streamed vs batch chat answers: same text, comparable time",
                        "--tags=@parity", "-n", "A streamed chat answer from")
 SPEED = _slice("speed", "the speed scenario with a floor of 20 tokens/s (the demo model streams hundreds)",
@@ -78,125 +82,442 @@ CLI_TIMEOUT_S = 10.0  # as in CLI_TIMEOUT
 SLACK = 5.0  # a hung exchange must fail its scenario within its timeout + this
 
 
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    bug_class: str
-    does: str
-    selection: Selection
-    catches: tuple[str, ...]  # scenario name fragments, any of which must fail unexpectedly
-    max_seconds: float | None = None  # bound on the catching scenario's duration (hangs)
-    masked_by: str | None = None  # a registered known issue that swallows the failure
-    missing_check: str | None = None  # what the suite would need to catch it
+# --- end tokens, multi-eos ------------------------------------------------------------------
 
-    @property
-    def expected_caught(self) -> bool:
-        return self.masked_by is None and self.missing_check is None
+@fault("batch-end-token", "end-token leak", API, ("A chat answer from",), on=answers(CHAT),
+       does="batch chat answers end with the model's end token (<end_of_turn>); streams are clean")
+def _(doc, model):
+    doc["choices"][0]["message"]["content"] += end_token(model)
 
 
-CATALOGUE: tuple[Fault, ...] = (
-    # --- end tokens, multi-eos -----------------------------------------------------------
-    Fault("batch-end-token", "end-token leak",
-          "batch chat answers end with the model's end token (<end_of_turn>); streams are clean",
-          API, ("A chat answer from",)),
-    Fault("stream-end-token", "end-token leak",
-          "chat streams send the end token as one more content chunk before the finish chunk; batch is clean",
-          API, ("A streamed chat answer from",)),
-    Fault("completion-end-token", "end-token leak",
-          "/v1/completions batch text ends with the end token",
-          API, ("A text completion from",)),
-    Fault("batch-runs-on", "multi-eos",
-          "batch chat answers run past the end token into the next turn (\"...<end_of_turn>\\nuser\\n...\"), "
-          "finish_reason length", GOLDEN, ("gives its golden chat answers",)),
-    # --- SSE framing and envelope --------------------------------------------------------
-    Fault("stream-no-done", "missing [DONE]", "streams end without `data: [DONE]`",
-          API, ("A streamed chat answer from", "A streamed text completion from")),
-    Fault("stream-json-content-type", "content type", "streams are sent as Content-Type application/json",
-          API, ("A streamed chat answer from", "A streamed text completion from")),
-    Fault("sse-merged", "SSE framing", "the first two content events of a chat stream have no blank line between them",
-          API, ("A streamed chat answer from",)),
-    Fault("stream-id-changes", "SSE framing (chunk envelope)", "chat chunks from the third on carry a different id",
-          API, ("A streamed chat answer from",)),
-    Fault("stream-no-role", "SSE framing (chunk envelope)", "the first chat chunk's delta has no role",
-          API, ("A streamed chat answer from",)),
-    Fault("chunk-object-name", "object names", "chat chunks say object \"chat.completion\" (not .chunk)",
-          API, ("A streamed chat answer from",)),
-    Fault("object-chat-completions", "object names", "batch chat answers say object \"chat.completions\"",
-          API, ("A chat answer from",)),
-    # --- finish_reason, usage ------------------------------------------------------------
-    Fault("stream-finish-never-set", "finish_reason", "no stream chunk ever carries a finish_reason (all null)",
-          API, ("A streamed chat answer from", "A streamed text completion from")),
-    Fault("batch-finish-missing", "finish_reason", "batch chat answers have no finish_reason key",
-          API, ("A chat answer from",)),
-    Fault("stream-finish-empty", "finish_reason", "stream chunks carry finish_reason \"\" instead of null",
-          API, ("A streamed chat answer from", "A streamed text completion from")),
-    Fault("finish-stop-at-length", "finish_reason", "finish_reason is \"stop\" even when max_tokens cut the answer",
-          TOKEN_LIMIT, ("A token limit below the natural length",)),
-    Fault("usage-total-wrong", "usage", "batch usage.total_tokens is prompt + completion + 1",
-          API, ("A chat answer from", "A text completion from")),
-    Fault("usage-every-chunk", "usage", "every stream chunk carries a usage object, though none was asked for",
-          API, ("A streamed chat answer from", "A streamed text completion from")),
-    # --- text integrity ------------------------------------------------------------------
-    Fault("stream-drop-last-token", "stream/batch divergence",
-          "chat streams never send the last content chunk; batch is whole",
-          GOLDEN, ("streams its golden chat answers intact",)),
-    Fault("stream-replacement-char", "UTF-8 split",
-          "one character of a streamed chat chunk arrives as U+FFFD; batch is whole (shown on gemma-style: "
-          "utf8-style's streams already fail with KI-006)",
-          GOLDEN, ("streams its golden chat answers intact",)),
-    Fault("batch-utf8-fffd", "UTF-8 split",
-          "batch chat answers show every multibyte character as one U+FFFD per byte; streams untouched",
-          GOLDEN_UTF8, ("gives its golden chat answers",)),
-    # --- stop strings (KI-004 covers both scenarios by name, on every model) --------------
-    Fault("batch-stop-not-stripped", "stop sequence",
-          "batch answers with `stop` are cut after the stop string, which stays visible; streams unchanged",
-          STOP, ("A stop string cuts",)),
-    Fault("stop-list-order", "stop ordering",
-          "a list of stop strings is cut at the first listed one found, not the earliest (batch)",
-          STOP, ("A list of stop strings cuts",)),
-    # --- error handling (KI-005 covers the whole bad-request table, on every model) -------
-    Fault("unknown-model-500", "unknown model / error handling", "an unknown model is answered 500, not 404",
-          BAD_REQUESTS, ("Bad requests to",)),
-    Fault("error-body-not-json", "error handling", "every 4xx/5xx body is the plain text 'Bad Request'",
-          BAD_REQUESTS, ("Bad requests to",)),
-    Fault("malformed-json-200", "error handling / validation gaps",
-          "a malformed JSON body is answered 200 with a chat completion", BAD_REQUESTS, ("Bad requests to",)),
-    # --- hangs, concurrency, disconnects -------------------------------------------------
-    Fault("stream-hang-midway", "hang", "after three events a stream stops; the socket stays open",
-          API_TIMEOUTS, ("A streamed chat answer from", "A streamed text completion from"),
-          max_seconds=REQUEST_TIMEOUT + SLACK),
-    Fault("no-headers", "hang", "chat completions are accepted and never answered (no status line); "
-          "/health stays 200", API_TIMEOUTS, ("A chat answer from", "A streamed chat answer from"),
-          max_seconds=REQUEST_TIMEOUT + SLACK),
-    Fault("concurrent-swap", "concurrency", "two chat answers ready while both requests are in flight "
-          "are handed to each other's client", CONCURRENCY, ("Four simultaneous requests",)),
-    Fault("broken-after-disconnect", "disconnect", "after a streaming client hangs up mid-stream, every "
-          "later request is answered 500", DISCONNECT, ("recovers when a streaming client hangs up",)),
-    Fault("models-missing", "/v1/models", "GET /v1/models lists the other cached models but not the served one",
-          API, ("is healthy and lists its model",)),
-    Fault("slow-stream", "speed", "every stream event is held back 0.5 s (streaming many times slower than batch)",
-          STREAM_PARITY, ("A streamed chat answer from",)),
-    Fault("slow-decode", "speed", "batch and stream alike deliver ~10 tokens/s (every token held back 0.1 s)",
-          SPEED, ("The speed of",)),
-    # --- command line ----------------------------------------------------------------------
-    Fault("cli-exit-0-on-error", "CLI exit code", "`mlxk run` exits 0 whatever happened",
-          CLI_ERRORS, ("An unknown model fails with exit code 1", "An unknown model with --json")),
-    Fault("cli-json-success-on-error", "CLI exit code", "`mlxk run --json` says status success on an error "
-          "(exit code kept)", CLI_ERRORS, ("An unknown model with --json",)),
-    Fault("cli-end-token", "end-token leak", "`mlxk run` prints the end token after the answer (plain output only)",
-          CLI_ANSWERS, ("A prompt on the command line gets a clean answer",)),
-    Fault("cli-json-end-token", "end-token leak", "`mlxk run --json` response ends with the end token",
-          CLI_ANSWERS, ("Machine-readable output",)),
-    Fault("cli-json-banner", "CLI output hygiene", "`mlxk run --json` prints a banner line before the JSON document",
-          CLI_ANSWERS, ("Machine-readable output", "A token limit on the command line")),
-    Fault("cli-finish-stop-at-length", "finish_reason", "`mlxk run --json --max-tokens` says finish_reason stop "
-          "when the limit cut the answer", CLI_ANSWERS, ("A token limit on the command line",)),
-    Fault("cli-answer-truncated", "stream/batch divergence", "`mlxk run` loses the answer's last character "
-          "(plain output only)", CLI_ANSWERS,
-          ("The command line gives the golden answer", "Machine-readable output")),
-    Fault("cli-hang", "hang", "`mlxk run` never ends", CLI_TIMEOUT,
-          ("A prompt on the command line gets a clean answer",), max_seconds=CLI_TIMEOUT_S + SLACK),
-)
+@fault("stream-end-token", "end-token leak", API, ("A streamed chat answer from",), on=events(CHAT),
+       does="chat streams send the end token as one more content chunk before the finish chunk; batch is clean")
+def _(evs, model):
+    for event in evs:
+        c = choice(event.chunk)
+        if c is not None and c.get("finish_reason") is not None:
+            leak = with_delta_text(event.chunk, end_token(model))
+            leak["choices"][0]["finish_reason"] = None
+            yield Event.of(leak)
+        yield event
 
-BY_NAME = {f.name: f for f in CATALOGUE}
+
+@fault("completion-end-token", "end-token leak", API, ("A text completion from",), on=answers(COMPLETIONS),
+       does="/v1/completions batch text ends with the end token")
+def _(doc, model):
+    doc["choices"][0]["text"] += end_token(model)
+
+
+@fault("batch-runs-on", "multi-eos", GOLDEN, ("gives its golden chat answers",), on=answers(CHAT),
+       does="batch chat answers run past the end token into the next turn (\"...<end_of_turn>\\nuser\\n...\"), "
+            "finish_reason length")
+def _(doc, model):
+    c = doc["choices"][0]
+    c["message"]["content"] += end_token(model) + "\nuser\nAnd what else?"
+    c["finish_reason"] = "length"
+
+
+# --- SSE framing and envelope ---------------------------------------------------------------
+
+@fault("stream-no-done", "missing [DONE]", API, ("A streamed chat answer from", "A streamed text completion from"),
+       on=events(), does="streams end without `data: [DONE]`")
+def _(evs, model):
+    return (event for event in evs if event.payload != DONE)
+
+
+@fault("stream-json-content-type", "content type", API,
+       ("A streamed chat answer from", "A streamed text completion from"), on=hook("stream_head"),
+       does="streams are sent as Content-Type application/json")
+def _(req, head, model):
+    return head.set_header("Content-Type", "application/json")
+
+
+@fault("sse-merged", "SSE framing", API, ("A streamed chat answer from",), on=events(CHAT),
+       does="the first two content events of a chat stream have no blank line between them")
+def _(evs, model):
+    held, merged = None, False
+    for event in evs:
+        if not merged and delta_text(event.chunk):
+            if held is None:
+                held = event
+                continue
+            event, held, merged = held.raw + event.wire(), None, True  # one event's lines right after the other's
+        elif held is not None:
+            yield held
+            held = None
+        yield event
+
+
+@fault("stream-id-changes", "SSE framing (chunk envelope)", API, ("A streamed chat answer from",), on=chunks(CHAT),
+       does="chat chunks from the third on carry a different id")
+def _(chunk, n):
+    if n >= 2:
+        chunk["id"] = str(chunk.get("id", "")) + "-b"
+
+
+@fault("stream-no-role", "SSE framing (chunk envelope)", API, ("A streamed chat answer from",), on=chunks(CHAT),
+       does="the first chat chunk's delta has no role")
+def _(chunk, n):
+    c = choice(chunk)
+    if n == 0 and c is not None and isinstance(c.get("delta"), dict):
+        c["delta"].pop("role", None)
+
+
+@fault("chunk-object-name", "object names", API, ("A streamed chat answer from",), on=chunks(CHAT),
+       does="chat chunks say object \"chat.completion\" (not .chunk)")
+def _(chunk, n):
+    if chunk.get("object") == "chat.completion.chunk":
+        chunk["object"] = "chat.completion"
+
+
+@fault("object-chat-completions", "object names", API, ("A chat answer from",), on=answers(CHAT),
+       does="batch chat answers say object \"chat.completions\"")
+def _(doc, model):
+    doc["object"] = "chat.completions"
+
+
+# --- finish_reason, usage -------------------------------------------------------------------
+
+@fault("stream-finish-never-set", "finish_reason", API,
+       ("A streamed chat answer from", "A streamed text completion from"), on=chunks(CHAT, COMPLETIONS),
+       does="no stream chunk ever carries a finish_reason (all null)")
+def _(chunk, n):
+    c = choice(chunk)
+    if c is not None:
+        c["finish_reason"] = None
+
+
+@fault("batch-finish-missing", "finish_reason", API, ("A chat answer from",), on=answers(CHAT),
+       does="batch chat answers have no finish_reason key")
+def _(doc, model):
+    doc["choices"][0].pop("finish_reason", None)
+
+
+@fault("stream-finish-empty", "finish_reason", API,
+       ("A streamed chat answer from", "A streamed text completion from"), on=chunks(CHAT, COMPLETIONS),
+       does="stream chunks carry finish_reason \"\" instead of null")
+def _(chunk, n):
+    c = choice(chunk)
+    if c is not None and c.get("finish_reason") is None:
+        c["finish_reason"] = ""
+
+
+@fault("finish-stop-at-length", "finish_reason", TOKEN_LIMIT, ("A token limit below the natural length",),
+       on=(answers(CHAT, COMPLETIONS), chunks(CHAT, COMPLETIONS)),
+       does="finish_reason is \"stop\" even when max_tokens cut the answer")
+def _(doc, _):
+    c = choice(doc)
+    if c is not None and c.get("finish_reason") == "length":
+        c["finish_reason"] = "stop"
+
+
+@fault("usage-total-wrong", "usage", API, ("A chat answer from", "A text completion from"),
+       on=answers(CHAT, COMPLETIONS), does="batch usage.total_tokens is prompt + completion + 1")
+def _(doc, model):
+    doc["usage"]["total_tokens"] += 1
+
+
+@fault("usage-every-chunk", "usage", API, ("A streamed chat answer from", "A streamed text completion from"),
+       on=chunks(CHAT, COMPLETIONS), does="every stream chunk carries a usage object, though none was asked for")
+def _(chunk, n):
+    chunk["usage"] = {"prompt_tokens": 13, "completion_tokens": n, "total_tokens": 13 + n}
+
+
+# --- text integrity -------------------------------------------------------------------------
+
+@fault("stream-drop-last-token", "stream/batch divergence", GOLDEN, ("streams its golden chat answers intact",),
+       on=events(CHAT), does="chat streams never send the last content chunk; batch is whole")
+def _(evs, model):
+    held = None
+    for event in evs:
+        if delta_text(event.chunk):
+            if held is not None:
+                yield held
+            held = event
+            continue
+        c = choice(event.chunk)
+        if c is not None and c.get("finish_reason") is not None:
+            held = None  # dropped
+        if held is not None and event.payload == DONE:
+            yield held
+            held = None
+        yield event
+
+
+@fault("stream-replacement-char", "UTF-8 split", GOLDEN, ("streams its golden chat answers intact",),
+       on=events(CHAT),
+       does="one character of a streamed chat chunk arrives as U+FFFD; batch is whole (shown on gemma-style: "
+            "utf8-style's streams already fail with KI-006)")
+def _(evs, model):
+    """What a byte-level decoder does to a multibyte character split across tokens."""
+    done = False
+    for event in evs:
+        text = delta_text(event.chunk)
+        if not done and text and len(text.strip()) >= 2:
+            event, done = Event.of(with_delta_text(event.chunk, text[:-1] + "\ufffd")), True
+        yield event
+
+
+@fault("batch-utf8-fffd", "UTF-8 split", GOLDEN_UTF8, ("gives its golden chat answers",), on=answers(CHAT),
+       does="batch chat answers show every multibyte character as one U+FFFD per byte; streams untouched")
+def _(doc, model):
+    """Every multibyte character as one U+FFFD per UTF-8 byte (tokens decoded one by one)."""
+    message = doc["choices"][0]["message"]
+    message["content"] = "".join(c if ord(c) < 128 else "\ufffd" * len(c.encode("utf-8"))
+                                 for c in message["content"])
+
+
+# --- stop strings (KI-004 covers both scenarios by name, on every model) ----------------------
+
+class StopInProxy(Hooks):
+    """The real server gets no `stop` in batch mode; the proxy cuts the answer itself, wrongly:
+    at the earliest stop string found (or the first listed one found), before it (or after it)."""
+
+    earliest = True
+    inclusive = False
+
+    def upstream(self, req: Request) -> Request:
+        doc = req.json
+        if req.posts_to(CHAT) and not req.streamed and isinstance(doc, dict) and doc.get("stop"):
+            stops = doc.pop("stop")
+            req.notes["stops"] = [stops] if isinstance(stops, str) else list(stops)
+            return req.with_json(doc)
+        return req
+
+    def batch(self, req: Request, resp: Response) -> Response:
+        doc = resp.json
+        if "stops" in req.notes and resp.status == 200 and isinstance(doc, dict):
+            c = doc["choices"][0]
+            text = c["message"]["content"]
+            found = [(text.index(s), s) for s in req.notes["stops"] if s in text]
+            if found:
+                at, stop = min(found) if self.earliest else found[0]
+                c["message"]["content"] = text[: at + (len(stop) if self.inclusive else 0)]
+                c["finish_reason"] = "stop"
+            return resp.set_json(doc)
+        return resp
+
+
+@fault("batch-stop-not-stripped", "stop sequence", STOP, ("A stop string cuts",),
+       does="batch answers with `stop` are cut after the stop string, which stays visible; streams unchanged")
+class _(StopInProxy):
+    inclusive = True
+
+
+@fault("stop-list-order", "stop ordering", STOP, ("A list of stop strings cuts",),
+       does="a list of stop strings is cut at the first listed one found, not the earliest (batch)")
+class _(StopInProxy):
+    earliest = False
+
+
+# --- error handling (KI-005 covers the whole bad-request table, on every model) ---------------
+
+@fault("unknown-model-500", "unknown model / error handling", BAD_REQUESTS, ("Bad requests to",), on=hook("batch"),
+       does="an unknown model is answered 500, not 404")
+def _(req, resp, model):
+    if resp.status == 404:
+        resp.status = 500
+    return resp
+
+
+@fault("error-body-not-json", "error handling", BAD_REQUESTS, ("Bad requests to",), on=hook("batch"),
+       does="every 4xx/5xx body is the plain text 'Bad Request'")
+def _(req, resp, model):
+    if resp.status >= 400:
+        resp.body = b"Bad Request\n"
+        resp.set_header("Content-Type", "text/plain; charset=utf-8")
+    return resp
+
+
+@fault("malformed-json-200", "error handling / validation gaps", BAD_REQUESTS, ("Bad requests to",),
+       on=hook("before"), does="a malformed JSON body is answered 200 with a chat completion")
+def _(req, model):
+    if req.posts_to(CHAT) and req.json is None:
+        return json_response(200, {
+            "id": "chatcmpl-proxy", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
+    return None
+
+
+# --- hangs, concurrency, disconnects --------------------------------------------------------
+
+@fault("stream-hang-midway", "hang", API_TIMEOUTS, ("A streamed chat answer from", "A streamed text completion from"),
+       on=events(), max_seconds=REQUEST_TIMEOUT + SLACK,
+       does="after three events a stream stops; the socket stays open")
+def _(evs, model):
+    for n, event in enumerate(evs):
+        if n == 3:
+            yield Hang()
+            return
+        yield event
+
+
+@fault("no-headers", "hang", API_TIMEOUTS, ("A chat answer from", "A streamed chat answer from"), on=hook("before"),
+       max_seconds=REQUEST_TIMEOUT + SLACK,
+       does="chat completions are accepted and never answered (no status line); /health stays 200")
+def _(req, model):
+    return Hang() if req.posts_to(CHAT) else None  # as if the generation thread died
+
+
+@fault("concurrent-swap", "concurrency", CONCURRENCY, ("Four simultaneous requests",),
+       does="two chat answers ready while both requests are in flight are handed to each other's client")
+class _(Hooks):
+    """A ready answer waits (up to PARTNER_WAIT s) for the next ready answer of another client
+    still waiting, and the two are swapped."""
+
+    PARTNER_WAIT = 1.0
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.lock = threading.Condition()
+        self.waiting: dict | None = None
+
+    def batch(self, req: Request, resp: Response) -> Response:
+        if not (req.posts_to(CHAT) and not req.streamed and resp.status == 200):
+            return resp
+        with self.lock:
+            if self.waiting is not None:
+                slot, self.waiting = self.waiting, None
+                resp.body, slot["body"] = slot["body"], resp.body
+                slot["swapped"] = True
+                self.lock.notify_all()
+                return resp
+            slot = {"body": resp.body, "swapped": False}
+            self.waiting = slot
+            self.lock.wait_for(lambda: slot["swapped"], timeout=self.PARTNER_WAIT)
+            if self.waiting is slot:
+                self.waiting = None
+            resp.body = slot["body"]
+        return resp
+
+
+@fault("broken-after-disconnect", "disconnect", DISCONNECT, ("recovers when a streaming client hangs up",),
+       does="after a streaming client hangs up mid-stream, every later request is answered 500")
+class _(Hooks):
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.broken = False
+        self.streams = threading.Condition()
+        self.active = 0
+
+    def before(self, req: Request) -> Response | None:
+        if req.method == "POST":
+            # Like a server that finishes a cancelled generation first: wait for running streams
+            # (bounded), so the hang-up is noticed before the next request is judged.
+            with self.streams:
+                self.streams.wait_for(lambda: self.active == 0, timeout=5)
+        if self.broken and req.method == "POST":
+            return json_response(500, {"error": {"type": "server_error", "message":
+                                                 "generation of a cancelled request is still running"}})
+        return None
+
+    def stream(self, req: Request, evs: Iterator[Event]) -> Iterator[Event | Pause]:
+        with self.streams:
+            self.active += 1
+        finished = False
+        try:
+            yield from paced(evs, 0.15)  # paced, so a client that reads two events leaves mid-stream
+            finished = True
+        finally:
+            # Closed early means the client left. Mark it here, before a waiting request is woken:
+            # the proxy's own client_gone() call comes only after this generator is closed.
+            with self.streams:
+                self.broken = self.broken or not finished
+                self.active -= 1
+                self.streams.notify_all()
+
+    def client_gone(self, req: Request) -> None:
+        self.broken = True
+
+
+@fault("models-missing", "/v1/models", API, ("is healthy and lists its model",), on=hook("batch"),
+       does="GET /v1/models lists the other cached models but not the served one")
+def _(req, resp, model):
+    doc = resp.json
+    if req.method == "GET" and req.route == MODELS and isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        doc["data"] = [m for m in doc["data"] if not (isinstance(m, dict) and m.get("id") == model)]
+        return resp.set_json(doc)
+    return resp
+
+
+@fault("slow-stream", "speed", STREAM_PARITY, ("A streamed chat answer from",), on=events(),
+       does="every stream event is held back 0.5 s (streaming many times slower than batch)")
+def _(evs, model):
+    return paced(evs, 0.5)
+
+
+@fault("slow-decode", "speed", SPEED, ("The speed of",),
+       does="batch and stream alike deliver ~10 tokens/s (every token held back 0.1 s)")
+class _(Hooks):
+    """A uniformly slow server (a decode regression): batch and stream are equally slow."""
+
+    PER_TOKEN = 0.1
+
+    def stream(self, req: Request, evs: Iterator[Event]) -> Iterator[Event | Pause]:
+        return paced(evs, self.PER_TOKEN)
+
+    def batch(self, req: Request, resp: Response) -> Response:
+        doc = resp.json
+        if req.method == "POST" and resp.status == 200 and isinstance(doc, dict):
+            tokens = (doc.get("usage") or {}).get("completion_tokens") or 0
+            time.sleep(min(self.PER_TOKEN * tokens, 10.0))
+        return resp
+
+
+# --- command line ---------------------------------------------------------------------------
+
+@fault("cli-exit-0-on-error", "CLI exit code", CLI_ERRORS,
+       ("An unknown model fails with exit code 1", "An unknown model with --json"), on=output(runs),
+       does="`mlxk run` exits 0 whatever happened")
+def _(out, code):
+    return out, 0
+
+
+@fault("cli-json-success-on-error", "CLI exit code", CLI_ERRORS, ("An unknown model with --json",), on=json_output,
+       does="`mlxk run --json` says status success on an error (exit code kept)")
+def _(doc):
+    if doc.get("status") == "error":
+        doc["status"] = "success"
+
+
+@fault("cli-end-token", "end-token leak", CLI_ANSWERS, ("A prompt on the command line gets a clean answer",),
+       on=plain_answer, does="`mlxk run` prints the end token after the answer (plain output only)")
+def _(answer):
+    return answer + "<end_of_turn>"
+
+
+@fault("cli-json-end-token", "end-token leak", CLI_ANSWERS, ("Machine-readable output",), on=json_output,
+       does="`mlxk run --json` response ends with the end token")
+def _(doc):
+    if isinstance(doc.get("data"), dict) and isinstance(doc["data"].get("response"), str):
+        doc["data"]["response"] += "<end_of_turn>"
+
+
+@fault("cli-json-banner", "CLI output hygiene", CLI_ANSWERS,
+       ("Machine-readable output", "A token limit on the command line"), on=output(runs_json),
+       does="`mlxk run --json` prints a banner line before the JSON document")
+def _(out, code):
+    return "mlx-knife 2.0.8 | MLX backend ready | model loaded in 0.42 s\n" + out, code
+
+
+@fault("cli-finish-stop-at-length", "finish_reason", CLI_ANSWERS, ("A token limit on the command line",),
+       on=json_output, does="`mlxk run --json --max-tokens` says finish_reason stop when the limit cut the answer")
+def _(doc):
+    if isinstance(doc.get("data"), dict) and doc["data"].get("finish_reason") == "length":
+        doc["data"]["finish_reason"] = "stop"
+
+
+@fault("cli-answer-truncated", "stream/batch divergence", CLI_ANSWERS,
+       ("The command line gives the golden answer", "Machine-readable output"), on=plain_answer,
+       does="`mlxk run` loses the answer's last character (plain output only)")
+def _(answer):
+    return answer[:-1]
+
+
+fault("cli-hang", "hang", CLI_TIMEOUT, ("A prompt on the command line gets a clean answer",),
+      max_seconds=CLI_TIMEOUT_S + SLACK, does="`mlxk run` never ends")(CliFault(runs, hang=True))
+
+
+CATALOGUE: tuple[Fault, ...] = tuple(BY_NAME.values())
 SELECTIONS: tuple[Selection, ...] = tuple(dict.fromkeys(f.selection for f in CATALOGUE))

@@ -27,6 +27,7 @@ from typing import Callable
 import psutil
 
 from processes import with_default_sigint
+from support.verdict import read as read_verdict
 
 from .catalogue import Selection
 from .shim import FAULT_VAR, write_wrapper
@@ -38,8 +39,9 @@ TRACK_EVERY = 0.1
 GONE_WAIT = 5.0  # seconds to let dying processes disappear before calling them leftovers
 WORKERS = int(os.environ.get("MLX_E2E_FAULT_WORKERS", "3"))
 
-_SCENARIO = re.compile(r"^  Scenario(?: Outline)?: (?P<name>.*?)\s*$")
-_STEP = re.compile(r"^    \S.* \.\.\. (?P<status>passed|failed|error|skipped|undefined|untested)"
+# Scenarios are indented by 2 (4 under a Rule:), their steps by 4 (6).
+_SCENARIO = re.compile(r"^(?:  |    )Scenario(?: Outline)?: (?P<name>.*?)\s*$")
+_STEP = re.compile(r"^(?:    |      )\S.* \.\.\. (?P<status>passed|failed|error|skipped|undefined|untested)"
                    r"(?: in (?P<seconds>[\d.]+)s)?\s*$")
 _BLOCK_END = ("----", "CAPTURED ")
 
@@ -118,14 +120,14 @@ class Run:
         return list((self.verdict or {}).get("known_failures", []))
 
     def scenario(self, name: str) -> Scenario | None:
-        """The reported scenario of that name (names in the verdict keep behave's trailing space)."""
+        """The reported scenario of that name (whitespace around it ignored)."""
         return next((s for s in self.scenarios if s.name.strip() == name.strip()), None)
 
     def where(self) -> str:
         """Where to look when an assertion about this run fails."""
         return (f"\n  run: {' '.join(self.argv)}\n  fault: {self.fault or '(none)'}; exit {self.returncode} "
                 f"after {self.seconds:.1f} s; reports: {self.folder}\n  verdict: "
-                f"{json.dumps({k: (self.verdict or {}).get(k) for k in ('unexpected_failures', 'known_failures', 'harness_problems')})}"
+                f"{json.dumps({k: (self.verdict or {}).get(k) for k in ('unexpected_failures', 'known_failures', 'harness_failures', 'harness_problems')})}"
                 f"\n  stderr tail: {self.stderr[-1500:]}")
 
 
@@ -236,8 +238,7 @@ def run_behave(selection: Selection, fault: str | None, folder: Path, wrapper: P
     plain = folder / "plain.txt"
     run.plain = plain.read_text(errors="replace") if plain.exists() else ""
     run.scenarios = parse_plain(run.plain)
-    verdict = folder / "verdict.json"
-    run.verdict = json.loads(verdict.read_text()) if verdict.exists() else None
+    run.verdict = read_verdict(folder)
     return run
 
 
