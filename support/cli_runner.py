@@ -9,19 +9,25 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 
 ATTACHMENT_LIMIT = 64 * 1024  # characters of stdout/stderr kept in a report attachment
 
 
-def sut_env(hf_home: Path | None) -> dict[str, str]:
-    """Environment of every SUT subprocess: the user's, the portfolio cache, never the hub."""
+def sut_env(hf_home: Path | None, changes: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """Environment of every SUT subprocess: the user's, the portfolio cache, never the hub;
+    ``changes`` sets variables (a value of None removes one, e.g. a feature flag)."""
     env = dict(os.environ)
     if hf_home is not None:
         env["HF_HOME"] = str(hf_home)
     env["HF_HUB_OFFLINE"] = "1"
     env.setdefault("NO_COLOR", "1")
+    for name, value in (changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -35,6 +41,14 @@ class CliResult:
     timeout: float
     kind: str = "cli"  # what ran: the SUT's CLI, or the suite's reference decoder ("reference")
     started_at: float | None = None  # time.monotonic() when it was started
+    input: str | None = None  # what was written to stdin (None: stdin closed)
+    env: tuple[tuple[str, str | None], ...] = ()  # changes to the SUT environment (None: removed)
+
+    @property
+    def command_line(self) -> str:
+        """The command as a shell would take it: environment changes first."""
+        changes = [f"{k}={v}" if v is not None else f"-u {k}" for k, v in self.env]
+        return " ".join([*(["env", *changes] if changes else []), *self.argv])
 
     @property
     def timed_out(self) -> bool:
@@ -43,19 +57,23 @@ class CliResult:
     def describe(self, limit: int = 600) -> str:
         """What a failure message needs: the command, how it ended, what it printed."""
         ended = f"killed after {self.timeout:g} s" if self.timed_out else f"exit code {self.returncode}"
-        return (f"command: {' '.join(self.argv)}\n{ended} after {self.seconds:.1f} s\n"
+        stdin = "" if self.input is None else f"stdin: {self.input[:limit]!r}\n"
+        return (f"command: {self.command_line}\n{stdin}{ended} after {self.seconds:.1f} s\n"
                 f"stdout: {self.stdout[-limit:]!r}\nstderr: {self.stderr[-limit:]!r}")
 
 
 def run_cli(command: Sequence[str], args: Sequence[str], hf_home: Path | None, timeout: float,
-            kind: str = "cli") -> CliResult:
-    """Run `command + args` without a terminal (stdin closed), killed with its group on timeout."""
+            kind: str = "cli", input: str | None = None,
+            env: Mapping[str, str | None] | None = None) -> CliResult:
+    """Run `command + args` without a terminal, killed with its group on timeout. stdin is closed,
+    or carries ``input`` (then closed); ``env``: changes to the SUT environment (see sut_env)."""
     argv = (*command, *args)
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=sut_env(hf_home), start_new_session=True)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=sut_env(hf_home, env), start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(None if input is None else input.encode(), timeout=timeout)
         code: int | None = proc.returncode
     except subprocess.TimeoutExpired:
         try:
@@ -69,7 +87,7 @@ def run_cli(command: Sequence[str], args: Sequence[str], hf_home: Path | None, t
             out, err = b"", b"(output lost: a descendant kept the pipes open after the kill)"
         code = None
     return CliResult(argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                     time.monotonic() - started, timeout, kind, started)
+                     time.monotonic() - started, timeout, kind, started, input, tuple((env or {}).items()))
 
 
 def plain_answer(result: CliResult) -> str:
@@ -81,7 +99,8 @@ def plain_answer(result: CliResult) -> str:
 def cli_attachments(result: CliResult) -> dict[str, str]:
     """The CLI call as report attachments: command line, exit code, stdout, stderr."""
     ended = "killed after timeout" if result.timed_out else str(result.returncode)
-    return {"command line": " ".join(result.argv), "exit code": f"{ended} ({result.seconds:.2f} s)",
+    stdin = {} if result.input is None else {"stdin": _clip(result.input)}
+    return {"command line": result.command_line, **stdin, "exit code": f"{ended} ({result.seconds:.2f} s)",
             "stdout": _clip(result.stdout), "stderr": _clip(result.stderr)}
 
 

@@ -11,22 +11,31 @@ business (support/targets.py): nothing here spells a SUT command.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Iterable
 
-from . import evidence, reference_decoder, schemas
+import numpy as np
+
+from . import embedding_checks, evidence, reference_decoder, schemas
 from .cli_runner import CliResult, plain_answer, run_cli, run_in_terminal
 from .errors import HarnessError
-from .model_facts import ModelFacts
-from .openai_http import (CHAT, COMPLETIONS, Client, Exchange, batch_content, chat_payload, completion_payload,
+from .expect import that
+from .model_facts import EmbeddingFacts, ModelFacts
+from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, Client, Exchange, batch_content, chat_payload, completion_payload,
                           disconnect_mid_stream, joined_content)
 from .openai_sdk import sdk_answers
-from .request_catalogue import NOT_INSTALLED, bad_request
+from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request
+from .targets import EMBED_SERVE, PROXY
 
 NO_PROMPT_LIMIT = 20.0  # seconds: a CLI that has not noticed the missing prompt by then hangs
+# Sentences for an embedding model without golden facts (a user's portfolio).
+NEUTRAL_SENTENCES = ("The cat sits on the mat.", "A cat is sitting on the mat.", "Stock markets fell sharply today.")
 
 
 class Api(Enum):
@@ -92,6 +101,44 @@ class RefusalRace:
     meanwhile: Exchange
 
 
+@dataclass(frozen=True)
+class Embeddings:
+    """Vectors for texts, got one way; `evidence` is the command or exchange behind them."""
+
+    texts: tuple[str, ...]
+    way: str  # "command line, argument" | "command line, stdin" | "command line --batch" | "embed-serve" | "proxy"
+    query: bool  # asked as queries (--query / input_type "query")
+    evidence: Exchange | CliResult
+    model: str
+
+    @property
+    def envelope(self) -> bool:
+        return isinstance(self.evidence, CliResult) and "--json" in self.evidence.argv
+
+    def records(self) -> list[dict]:
+        """The command line's records (a failed check when it did not succeed or printed no records)."""
+        ev = self.evidence
+        assert isinstance(ev, CliResult), "records() is for command-line embeddings"
+        that(ev.returncode == 0, f"{self.way}: expected exit code 0, got {ev.returncode}", self.describe())
+        return embedding_checks.cli_records(ev.stdout, self.envelope, self.describe())
+
+    def vectors(self, dimensions: int | None = None) -> np.ndarray:
+        """One row per text, in order (shape and encoding checked)."""
+        ev = self.evidence
+        if isinstance(ev, CliResult):
+            records = self.records()
+            that(len(records) == len(self.texts), f"{self.way}: expected {len(self.texts)} records (one per "
+                 f"input), got {len(records)}", self.describe())
+            return embedding_checks.record_vectors(records)
+        that(ev.error is None and ev.status == 200, f"{self.way}: expected HTTP 200, got "
+             f"{ev.status if ev.error is None else ev.error}", self.describe())
+        return embedding_checks.response_vectors(ev.json, len(self.texts), f"POST /v1/embeddings ({self.way})",
+                                                 self.describe(), dimensions)
+
+    def describe(self) -> str:
+        return f"--- {self.way}:\n{self.evidence.describe()}"
+
+
 @dataclass
 class Sut:
     """The system under test as one scenario sees it."""
@@ -106,6 +153,10 @@ class Sut:
     pairs: list[tuple[Answer, Answer]] = field(default_factory=list)  # (one piece, streamed) per prompt
     bad_requests: list[BadRequestOutcome] = field(default_factory=list)
     refusal: RefusalRace | None = None
+    embedding: EmbeddingFacts | None = None  # the demo manifest's facts of the embedding model in use
+    embeddings: list[Embeddings] = field(default_factory=list)  # every set of vectors asked for, in order
+    proxy: Client | None = None  # `serve --embed-backend` in front of the embed-serve `server`
+    proxy_chat_model: str | None = None
     reference: reference_decoder.ReferenceRun | None = None
     last: Exchange | CliResult | None = None  # the latest exchange or command
 
@@ -244,6 +295,143 @@ class Sut:
         """`run MODEL` with no prompt and stdin closed: a script that forgot the prompt."""
         args = self.suite.target.ask_args(self.model, None, {})
         return self.run_cli(*args, loads=self.model, timeout=NO_PROMPT_LIMIT)
+
+    def ask_through_pipe(self, prompt: str, model: str | None = None) -> Answer:
+        """`run MODEL -` with the prompt on stdin, as `echo PROMPT | mlxk run MODEL -` (pipes enabled)."""
+        model = model or self.model
+        target = self.suite.target
+        args = target.ask_args(model, "-", {"temperature": 0})
+        self.suite.make_room_for_process(model)
+        suite = self.suite
+        result = self.record(run_cli(target.command, args, suite.hf_home, suite.settings.cli_timeout,
+                                     input=prompt + "\n", env=target.env("pipes")))
+        answer = Answer(prompt, "command line, prompt on stdin", result)
+        self.answers.append(answer)
+        return answer
+
+    # --- embeddings ------------------------------------------------------------------------------
+
+    def use_embedder(self, model_id: str, server: bool = False) -> None:
+        """Embed with `model_id`; with `server`, through an `embed-serve` backend for it (pool kind)."""
+        self.model, self.embedding = model_id, self.suite.embedding_facts(model_id)
+        if server:
+            settings = self.suite.settings
+            self.server = self.suite.server(model_id, EMBED_SERVE)
+            self.client = Client(self.server.base_url, settings.request_timeout, settings.stream_timeout)
+
+    def any_embedding_model(self) -> str | None:
+        """The first embedding model of the portfolio that the RAM gate lets run; None when there is
+        none (embedding models are an optional kind: the scenario is skipped, see the steps)."""
+        return next((m.id for m in self.suite.portfolio.embeddings if not self.suite.gated_reason(m.id)), None)
+
+    def sentences(self) -> tuple[str, ...]:
+        """The golden sentences of the embedding model in use (the manifest's), else neutral ones."""
+        return tuple(t for t, _ in self.embedding.documents) if self.embedding else NEUTRAL_SENTENCES
+
+    def queries(self) -> tuple[str, ...]:
+        return tuple(t for t, _ in self.embedding.queries) if self.embedding else NEUTRAL_SENTENCES
+
+    def snapshot_revision(self, model_id: str) -> str:
+        """The commit of the model's snapshot in the cache (what metadata.content_hash names)."""
+        return reference_decoder.snapshot_path(model_id, self.suite.hf_home).name
+
+    def mlx_device(self) -> str:
+        """Where MLX computes for the SUT ("cpu" or "gpu"): asked of the SUT's own Python, recorded."""
+        beside = Path(self.suite.target.command[0]).parent / "python"  # the SUT's venv
+        python = str(beside) if beside.exists() else sys.executable  # a wrapper script: the suite's own
+        result = self.record(run_cli((python,), ("-c", "import mlx.core as mx; print(mx.default_device())"),
+                                     self.suite.hf_home, self.suite.settings.cli_timeout, kind="reference"))
+        if result.returncode != 0 or "Device(" not in result.stdout:
+            raise HarnessError(f"cannot ask MLX for its default device beside the SUT\n{result.describe()}")
+        return "gpu" if "gpu" in result.stdout else "cpu"
+
+    def use_embed_proxy(self) -> str:
+        """`serve --model CHAT --embed-backend URL` in front of the embedder's backend: the chat model."""
+        if self.server is None:
+            raise HarnessError("the scenario started no embedding backend before the proxy")
+        chat = self.any_chat_model()
+        suite, settings = self.suite, self.suite.settings
+        proxy = suite.server(chat, PROXY + self.server.base_url)
+        if not self.server.alive():  # starting the proxy evicted its own backend
+            raise HarnessError(f"the RAM budget holds no chat server beside the embedding backend of {self.model}; "
+                               f"resident: {suite.pool.resident()}")
+        self.proxy = Client(proxy.base_url, settings.request_timeout, settings.stream_timeout)
+        self.proxy_chat_model = chat
+        return chat
+
+    def embed_cli(self, texts: Iterable[str], how: str = "batch", query: bool = False, envelope: bool = False,
+                  model: str | None = None) -> Embeddings:
+        """`mlxk embed MODEL` (embeddings enabled) with one text as an argument ("argument"), one on
+        stdin ("stdin"), or the texts as JSONL lines on stdin ("batch"); `envelope`: with --json."""
+        texts, model = tuple(texts), model or self.model
+        target, suite = self.suite.target, self.suite
+        flags = (*(("--query",) if query else ()), *(("--json",) if envelope else ()))
+        if how == "batch":
+            args, stdin = target.embed_args(model, None, "--batch", *flags), "".join(
+                json.dumps({"text": t, "n": i}) + "\n" for i, t in enumerate(texts))
+        elif how in ("argument", "stdin") and len(texts) == 1:
+            text = texts[0]
+            args, stdin = target.embed_args(model, text if how == "argument" else "-", *flags), (
+                None if how == "argument" else text)
+        else:
+            raise HarnessError(f"embed_cli: {how!r} embeds one text, got {len(texts)}")
+        suite.make_room_for_process(model)
+        result = self.record(run_cli(target.command, args, suite.hf_home, suite.settings.cli_timeout,
+                                     input=stdin, env=target.env("embeddings")))
+        way = ("command line " + ("--batch" if how == "batch" else how) + (" --query" if query else "")
+               + (" --json" if envelope else ""))
+        found = Embeddings(texts, way, query, result, model)
+        self.embeddings.append(found)
+        return found
+
+    def run_embed_cli(self, *args: str, stdin: str | None = None, without_flag: bool = False) -> CliResult:
+        """`mlxk embed` with raw arguments (bad input); `without_flag`: the alpha flag removed."""
+        target, suite = self.suite.target, self.suite
+        env = target.env(without=("embeddings",)) if without_flag else target.env("embeddings")
+        suite.make_room_for_process(self.model)
+        return self.record(run_cli(target.command, target.embed_args(self.model, None, *args), suite.hf_home,
+                                   suite.settings.cli_timeout, input=stdin, env=env))
+
+    def embed_http(self, texts: str | Iterable[str], encoding_format: str | None = "float", via: str = "embed-serve",
+                   query: bool = False, **fields) -> Embeddings:
+        """POST /v1/embeddings to the backend ("embed-serve") or the proxy ("proxy"): one string or a list."""
+        one = isinstance(texts, str)
+        texts = (texts,) if one else tuple(texts)
+        payload = {"model": self.model, "input": texts[0] if one else list(texts),
+                   **({} if encoding_format is None else {"encoding_format": encoding_format}),
+                   **({"input_type": "query"} if query else {}), **fields}
+        found = Embeddings(texts, via, query, self.record(self._embeddings_client(via).post_json(EMBEDDINGS, payload)),
+                           self.model)
+        self.embeddings.append(found)
+        return found
+
+    def send_bad_embedding_requests(self, rows: Iterable[tuple[str, int | range]]) -> list[BadRequestOutcome]:
+        """Each named bad POST /v1/embeddings, each followed by a valid one: `bad_requests`."""
+        client = self._embeddings_client("embed-serve")
+        for name, status in rows:
+            bad = self.record(client.post_json(EMBEDDINGS, bad_embeddings_payload(name, self.model)))
+            good = self.record(client.post_json(EMBEDDINGS, {"model": self.model, "input": "Say hello."}))
+            self.bad_requests.append(BadRequestOutcome(name, status, bad, good))
+        return self.bad_requests
+
+    def ask_proxy(self, model: str, prompt: str, max_tokens: int = 16) -> Exchange:
+        """A chat request to the proxy naming `model`."""
+        return self.record(self.proxy.post_json(CHAT, chat_payload(model, prompt, temperature=0,
+                                                                    max_tokens=max_tokens)))
+
+    def latest_embeddings(self, way: str | None = None, query: bool | None = None) -> Embeddings:
+        """The latest embeddings got a way (a prefix of `Embeddings.way`), as queries or not."""
+        found = next((e for e in reversed(self.embeddings) if (way is None or e.way.startswith(way))
+                      and (query is None or e.query == query)), None)
+        if found is None:
+            raise HarnessError(f"the scenario asked for no embeddings {way or ''} before checking them")
+        return found
+
+    def _embeddings_client(self, via: str) -> Client:
+        client = {"embed-serve": self.client, "proxy": self.proxy}[via]
+        if client is None:
+            raise HarnessError(f"the scenario started no {via} before posting embeddings to it")
+        return client
 
     # --- the reference decoder -------------------------------------------------------------------
 

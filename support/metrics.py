@@ -10,6 +10,9 @@ Figures per model, each with its unit, the number of samples and their median, m
   the stream reports usage, else the chunks with content (one token per chunk).
 * ``batch_latency``: a chat or text completion asked in one piece, request to whole answer.
 * ``cli_wall``: wall time of a ``mlxk run MODEL ...`` call that exited 0 (model load included).
+* ``embed_server_startup``: ``mlxk embed-serve MODEL`` started until ``GET /health`` answered 200.
+* ``embed_inputs_per_s``: embedding throughput: the inputs of a ``POST /v1/embeddings`` answered 200,
+  divided by its request time (the model is loaded already).
 
 Only exchanges that succeeded count: an HTTP error, a broken or cut stream, a timed-out or
 failed command says nothing about speed. Nothing here measures on its own: the hooks feed it
@@ -34,16 +37,18 @@ import psutil
 from .cli_runner import CliResult
 from .config import Thresholds
 from .expect import that
-from .openai_http import CHAT, COMPLETIONS, Exchange
+from .openai_http import CHAT, COMPLETIONS, EMBEDDINGS, Exchange
 
 UNITS = {"server_startup": "s", "ttft": "s", "tokens_per_s": "tokens/s", "batch_latency": "s",
-         "cli_wall": "s"}
+         "cli_wall": "s", "embed_server_startup": "s", "embed_inputs_per_s": "inputs/s"}
 MEANING = {
     "server_startup": "mlxk serve started until GET /health answered 200",
     "ttft": "streamed answer: request sent until the first chunk with content",
     "tokens_per_s": "streamed answer: tokens after the first / seconds after the first",
     "batch_latency": "chat or text completion in one piece: request to whole answer",
     "cli_wall": "mlxk run MODEL ... (exit 0): wall time, model load included",
+    "embed_server_startup": "mlxk embed-serve MODEL started until GET /health answered 200",
+    "embed_inputs_per_s": "POST /v1/embeddings answered 200: inputs / request seconds",
 }
 _COMPLETION_PATHS = (CHAT, COMPLETIONS)
 
@@ -96,6 +101,15 @@ def _is_completion(ex: Exchange) -> bool:
     return ex.method == "POST" and ex.url.rstrip("/").endswith(_COMPLETION_PATHS)
 
 
+def embedding_inputs(ex: Exchange) -> int | None:
+    """How many texts a successful ``POST /v1/embeddings`` embedded (None for anything else)."""
+    if not (ex.method == "POST" and ex.url.rstrip("/").endswith(EMBEDDINGS) and ex.status == 200
+            and ex.error is None and isinstance(ex.request_json, dict)):
+        return None
+    given = ex.request_json.get("input")
+    return 1 if isinstance(given, str) else len(given) if isinstance(given, list) else None
+
+
 def _exchange_model(ex: Exchange) -> str | None:
     model = ex.request_json.get("model") if isinstance(ex.request_json, dict) else None
     return model if isinstance(model, str) else None
@@ -134,7 +148,12 @@ class Collector:
     def add_evidence(self, items: Iterable[object]) -> None:
         """A scenario's recorded exchanges and CLI calls (anything else is ignored)."""
         for item in items:
-            if isinstance(item, Exchange) and _is_completion(item):
+            if isinstance(item, Exchange) and embedding_inputs(item):
+                # the model that answered: embed-serve names its own (it ignores the request's)
+                answered = item.json.get("model") if isinstance(item.json, dict) else None
+                self._add(answered if isinstance(answered, str) else _exchange_model(item), "embed_inputs_per_s",
+                          embedding_inputs(item) / item.seconds if item.seconds > 0 else None)
+            elif isinstance(item, Exchange) and _is_completion(item):
                 model = _exchange_model(item)
                 if item.streamed:
                     figures = stream_figures(item)
@@ -147,15 +166,19 @@ class Collector:
                 self._add(_cli_model(item, self.models), "cli_wall", item.seconds)
 
     def add_server_starts(self, events: Iterable[tuple[str, str, float]]) -> None:
-        """The server pool's events: every ``("start", model, seconds)`` is one startup."""
-        for kind, model, seconds in events:
-            if kind == "start":
+        """The server pool's events: every ``("start", label, seconds)`` is one startup; a label
+        ``MODEL (embed-serve)`` is an embeddings backend, other kinds of server are not counted."""
+        for kind, label, seconds in events:
+            model, _, server = label.partition(" (")
+            if kind == "start" and not server:
                 self._add(model, "server_startup", seconds)
+            elif kind == "start" and server == "embed-serve)":
+                self._add(model, "embed_server_startup", seconds)
 
     def record(self, model: str) -> dict:
         """One model's figures: name -> summary (with unit)."""
         got = self.samples.get(model, {})
-        return {name: summary(got.get(name, []), unit, 2 if unit == "tokens/s" else 4)
+        return {name: summary(got.get(name, []), unit, 2 if unit.endswith("/s") else 4)
                 for name, unit in UNITS.items()}
 
     def report(self, models: Iterable[str], machine: Mapping, *, sut_version: str = "",
@@ -229,10 +252,11 @@ def format_table(report: Mapping) -> list[str]:
     for rec in report["models"]:
         cells = []
         for name, label in (("server_startup", "startup"), ("ttft", "ttft"), ("tokens_per_s", "tok/s"),
-                            ("batch_latency", "batch"), ("cli_wall", "cli")):
+                            ("batch_latency", "batch"), ("cli_wall", "cli"),
+                            ("embed_server_startup", "embed startup"), ("embed_inputs_per_s", "inputs/s")):
             s = rec[name]
             if s["median"] is not None:
-                cells.append(f"{label} {s['median']:g}{'' if s['unit'] == 'tokens/s' else ' s'}")
+                cells.append(f"{label} {s['median']:g}{'' if s['unit'].endswith('/s') else ' s'}")
         if cells:
             lines.append(f"{rec['model']}: " + ", ".join(cells))
     return lines

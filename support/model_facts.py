@@ -97,3 +97,34 @@ def reasoning_split(text: str) -> tuple[str | None, str]:
         return None, text
     reasoning, answer = text.split(REASONING_END, 1)
     return reasoning.split(REASONING_START, 1)[-1], answer
+
+
+@dataclass(frozen=True)
+class EmbeddingFacts:
+    """What the demo manifest says of an embedding model (its `"kind": "embeddings"` entry)."""
+
+    id: str
+    expect: str  # "embedding", or "refused" (mlx-knife must refuse to load it)
+    dimensions: int | None = None
+    pooling: str | None = None
+    query_prefix: str = ""  # "" = the model defines none; "{text}" marks where the text goes
+    triples: tuple = ()  # support.embedding_checks.Triple
+    documents: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (text, reference vector)
+    queries: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (text, reference vector of the query form)
+    reference: str = ""  # how the reference vectors were computed
+    tolerance: float = 0.0
+
+
+def embedding_facts_for(model_id: str, manifest: dict | None) -> EmbeddingFacts | None:
+    """The manifest's facts of an embedding model; None outside the demo portfolio."""
+    from .embedding_checks import Triple
+
+    entry = next((m for m in (manifest or {}).get("models", []) if m["id"] == model_id), None)
+    if entry is None or entry.get("kind") != "embeddings":
+        return None
+    table = lambda key: tuple((r["text"], tuple(r["vector"])) for r in entry.get(key, ()))  # noqa: E731
+    triples = tuple(Triple(t["anchor"], t["paraphrase"], t["unrelated"], float(t["min_margin"]))
+                    for t in entry.get("golden_triples", ()))
+    return EmbeddingFacts(model_id, entry["expect"], entry.get("dimensions"), entry.get("pooling"),
+                          entry.get("query_prefix", ""), triples, table("reference_vectors"), table("query_vectors"),
+                          entry.get("reference", ""), float(entry.get("reference_tolerance", 0.0)))

@@ -25,6 +25,7 @@ HEALTH = "/health"
 MODELS = "/v1/models"
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
+EMBEDDINGS = "/v1/embeddings"
 _READ_SIZE = 65536
 # A body read can fail with: urllib3 errors (protocol, read timeout), http.client ones (broken
 # chunking), socket errors, and ValueError (invalid UTF-8 in an event, read after close).

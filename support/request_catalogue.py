@@ -43,3 +43,19 @@ def stop_strings(answer: str, count: int) -> list[str]:
     middle = len(words) // 2
     return words[middle: middle + count] if middle + count <= len(words) else words[-count:]
 
+
+
+def bad_embeddings_payload(name: str, model: str) -> dict:
+    """The bad POST /v1/embeddings request called `name` (the words of the feature's table)."""
+    good = {"model": model, "input": "The cat sits on the mat.", "encoding_format": "float"}
+    payloads = {
+        "an empty input list": {**good, "input": []},
+        "an empty text": {**good, "input": ""},
+        "a number among the texts": {**good, "input": ["The cat sits on the mat.", 5]},
+        "an unknown model": {**good, "model": NOT_INSTALLED},
+        "an unknown encoding format": {**good, "encoding_format": "int8"},
+    }
+    if name not in payloads:
+        raise HarnessError(f"the spec names a bad embeddings request the suite does not know: {name!r}; known: "
+                           f"{', '.join(payloads)}")
+    return payloads[name]

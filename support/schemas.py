@@ -131,6 +131,41 @@ MODELS = {
 
 
 
+# --- embeddings: `mlxk embed` records and POST /v1/embeddings (support/embedding_checks.py) --------
+
+EMBED_METADATA = ("model", "dimensions", "content_hash", "device")  # documented in mlx-knife 2.0.8
+_VECTOR = {"type": "array", "minItems": 1, "items": {"type": "number"}}
+EMBED_RECORD = {
+    "type": "object", "required": ["embedding", "metadata"],
+    "properties": {"embedding": _VECTOR, "metadata": {
+        "type": "object", "required": list(EMBED_METADATA),
+        "properties": {"model": {"type": "string", "minLength": 1},
+                       "dimensions": {"type": "integer", "minimum": 1},
+                       "content_hash": {"type": "string", "minLength": 1},
+                       "device": {"enum": ["cpu", "gpu"]}}}},
+}
+CLI_EMBED_SUCCESS = {
+    "type": "object", "required": ["status", "command", "data", "error"],
+    "properties": {"status": {"const": "success"}, "command": {"const": "embed"}, "error": {"type": "null"},
+                   "data": {"type": "object", "required": ["records"],
+                            "properties": {"records": {"type": "array", "minItems": 1, "items": EMBED_RECORD}}}},
+}
+EMBEDDINGS = {  # OpenAI's embeddings response; `embedding` a float list or a base64 string
+    "type": "object", "required": ["object", "data", "model", "usage"],
+    "properties": {
+        "object": {"const": "list"},
+        "model": {"type": "string", "minLength": 1},
+        "data": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["object", "index", "embedding"],
+            "properties": {"object": {"const": "embedding"}, "index": {"type": "integer", "minimum": 0},
+                           "embedding": {"oneOf": [_VECTOR, {"type": "string", "minLength": 1}]}}}},
+        "usage": {"type": "object", "required": ["prompt_tokens", "total_tokens"],
+                  "properties": {"prompt_tokens": {"type": "integer", "minimum": 0},
+                                 "total_tokens": {"type": "integer", "minimum": 0}}},
+    },
+}
+
+
 def parse_one_document(stdout: str, what: str, evidence: str = "") -> object:
     """stdout must hold exactly one JSON document and nothing else."""
     try:

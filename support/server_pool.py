@@ -12,11 +12,22 @@ from typing import Callable
 from .errors import SuiteError
 from .server_process import LocalServer
 
-Event = tuple[str, str, float]  # ("start" | "evict" | "stop", model, seconds)
+Event = tuple[str, str, float]  # ("start" | "evict" | "stop", label, seconds); label: see label()
+SERVE = "serve"  # the default kind of server: one model answering chat and completions
+Key = tuple[str, str]  # (kind, model)
+
+
+def label(key: Key) -> str:
+    """A resident server as people read it: the model, with its kind unless it is a plain serve."""
+    kind, model = key
+    return model if kind == SERVE else f"{model} ({kind})"
 
 
 class ServerPool:
-    """Hands out running servers by model; evicts least recently used ones to fit a budget.
+    """Hands out running servers by (kind, model); evicts least recently used ones to fit a budget.
+
+    Kind "serve" is built by ``factory(model)``; any other kind (e.g. "embed-serve", or a proxy
+    naming its backend) by ``kind_factory(kind, model)``.
 
     Cost of a resident server = ``need_bytes(model)`` + its measured RSS. A candidate's RSS
     is estimated as the largest RSS measured so far. One server is always allowed.
@@ -29,35 +40,38 @@ class ServerPool:
         budget_bytes: float,
         need_bytes: Callable[[str], float],
         reuse: bool = True,
+        kind_factory: Callable[[str, str], LocalServer] | None = None,
     ) -> None:
         self.factory = factory
+        self.kind_factory = kind_factory
         self.budget_bytes = float(budget_bytes)
         self.need_bytes = need_bytes
         self.reuse = reuse
         self.starts = 0
         self.startup_seconds_total = 0.0
         self.events: list[Event] = []
-        self._servers: OrderedDict[str, LocalServer] = OrderedDict()  # LRU first
-        self._costs: dict[str, float] = {}
+        self._servers: OrderedDict[Key, LocalServer] = OrderedDict()  # LRU first
+        self._costs: dict[Key, float] = {}
         self._starting: LocalServer | None = None
         self._max_rss = 0.0
         self._lock = threading.RLock()  # re-entrant: stop_all may run from a signal handler
         atexit.register(self._stop_at_exit)
 
-    def acquire(self, model: str) -> LocalServer:
-        """A running server for ``model``: the resident one when alive, else a new one."""
+    def acquire(self, model: str, kind: str = SERVE) -> LocalServer:
+        """A running server of ``kind`` for ``model``: the resident one when alive, else a new one."""
+        key = (kind, model)
         with self._lock:
-            server = self._servers.get(model)
+            server = self._servers.get(key)
             if server is not None and self.reuse and server.alive():
-                self._servers.move_to_end(model)
+                self._servers.move_to_end(key)
                 return server
             if server is not None:
-                self._end(model, "stop")
+                self._end(key, "stop")
             if not self.reuse:
                 for resident in list(self._servers):
                     self._end(resident, "stop")
             self._make_room(self.process_cost(model))
-            return self._start(model)
+            return self._start(key)
 
     def process_cost(self, model: str) -> float:
         """Estimated memory of one more process holding ``model`` (a server, or a CLI or
@@ -71,8 +85,8 @@ class ServerPool:
             self._make_room(extra_bytes)
 
     def resident(self) -> list[str]:
-        """Models with a server, least recently used first."""
-        return list(self._servers)
+        """Resident servers (see label()), least recently used first."""
+        return [label(key) for key in self._servers]
 
     def stop_all(self) -> None:
         """End every server (also one still starting). Idempotent.
@@ -87,9 +101,9 @@ class ServerPool:
                 except SuiteError as exc:
                     errors.append(exc)
                 self._starting = None
-            for model in list(self._servers):
+            for key in list(self._servers):
                 try:
-                    self._end(model, "stop")
+                    self._end(key, "stop")
                 except SuiteError as exc:
                     errors.append(exc)
         if errors:
@@ -97,7 +111,7 @@ class ServerPool:
 
     def total_cost(self) -> float:
         """Summed cost of the resident servers, in bytes."""
-        return sum(self._costs.get(model, 0.0) for model in self._servers)
+        return sum(self._costs.get(key, 0.0) for key in self._servers)
 
     def __enter__(self) -> "ServerPool":
         return self
@@ -112,47 +126,53 @@ class ServerPool:
         while self._servers and self.total_cost() + candidate > self.budget_bytes:
             self._end(next(iter(self._servers)), "evict")
 
-    def _start(self, model: str) -> LocalServer:
-        server = self.factory(model)
+    def _start(self, key: Key) -> LocalServer:
+        kind, model = key
+        if kind == SERVE:
+            server = self.factory(model)
+        elif self.kind_factory is None:
+            raise SuiteError(f"this server pool starts no {kind!r} servers (no kind_factory)")
+        else:
+            server = self.kind_factory(kind, model)
         self._starting = server  # reachable by stop_all, also if Ctrl-C lands mid-start
         try:
             server.start()
         except Exception:
             self._starting = None  # start() ended what it had started
             raise
-        self._servers[model] = server
+        self._servers[key] = server
         self._starting = None
         seconds = server.startup_seconds or 0.0
         self.starts += 1
         self.startup_seconds_total += seconds
-        self.events.append(("start", model, seconds))
+        self.events.append(("start", label(key), seconds))
         rss = float(server.rss_bytes())
         self._max_rss = max(self._max_rss, rss)
-        self._costs[model] = self.need_bytes(model) + rss
+        self._costs[key] = self.need_bytes(model) + rss
         return server
 
-    def _end(self, model: str, kind: str) -> None:
-        """Stop ``model``'s server, then forget it.
+    def _end(self, key: Key, kind: str) -> None:
+        """Stop the server of ``key``, then forget it (``kind``: "stop" or "evict").
 
         An interruption (Ctrl-C) mid-stop keeps it listed, so a later stop_all retries;
         a SuiteError (processes survived SIGKILL) forgets it: retrying cannot help.
         """
-        server = self._servers.get(model)
+        server = self._servers.get(key)
         if server is None:
             return
         began = time.monotonic()
         try:
             server.stop()
         except SuiteError:
-            self._forget(model)
+            self._forget(key)
             raise
         finally:
-            self.events.append((kind, model, time.monotonic() - began))
-        self._forget(model)
+            self.events.append((kind, label(key), time.monotonic() - began))
+        self._forget(key)
 
-    def _forget(self, model: str) -> None:
-        self._servers.pop(model, None)
-        self._costs.pop(model, None)
+    def _forget(self, key: Key) -> None:
+        self._servers.pop(key, None)
+        self._costs.pop(key, None)
 
     def _stop_at_exit(self) -> None:
         """atexit safety net: end everything, report leftovers as one line."""

@@ -59,7 +59,11 @@ def _alive(proc: psutil.Process) -> bool:
 
 
 class LocalServer:
-    """One `<command> serve --model M --host H --port P` process tree; a context manager."""
+    """One `<command> ARGS --host H --port P` process tree; a context manager.
+
+    ARGS defaults to `serve --model M`; a target passes its own (e.g. `embed-serve M`, or
+    `serve --model M --embed-backend URL`). ``ready_path`` is polled until it answers 200.
+    """
 
     def __init__(
         self,
@@ -69,8 +73,13 @@ class LocalServer:
         log_dir: Path,
         startup_timeout: float,
         host: str = "127.0.0.1",
+        args: Sequence[str] | None = None,
+        ready_path: str = "/health",
     ) -> None:
         self.model = model
+        self.args = tuple(args) if args is not None else ("serve", "--model", model)
+        self.ready_path = ready_path
+        self.name = f"mlxk {self.args[0]}"  # for messages: "mlxk serve", "mlxk embed-serve"
         # A lone path is one command word, not a sequence of characters.
         self.command = (os.fspath(command),) if isinstance(command, (str, os.PathLike)) \
             else tuple(command)
@@ -97,7 +106,7 @@ class LocalServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> "LocalServer":
-        """Start the server and block until ``GET /health`` answers 200.
+        """Start the server and block until ``GET ready_path`` answers 200.
 
         Retries on a fresh port when the chosen one was taken meanwhile. Any failure or
         interruption (Ctrl-C included) ends whatever was started before it propagates.
@@ -143,7 +152,7 @@ class LocalServer:
         survivors = sorted(pid for pid in self._tracked if self._pid_alive(pid))
         if survivors:
             raise SuiteError(
-                f"mlxk serve for {self.model} left processes running after SIGKILL: "
+                f"{self.name} for {self.model} left processes running after SIGKILL: "
                 f"pids {', '.join(map(str, survivors))}; end them by hand (kill -9 PID)"
             )
         self._stopped = True
@@ -204,10 +213,9 @@ class LocalServer:
     def _spawn(self, port: int) -> None:
         """Launch the command in a new session with its output going to a log file."""
         self.port = port
-        self.log_path = self.log_dir / f"serve-{file_safe(self.model)}-port{port}.log"
+        self.log_path = self.log_dir / f"{file_safe(self.args[0])}-{file_safe(self.model)}-port{port}.log"
         env = {**os.environ, **self.env, "HF_HUB_OFFLINE": "1"}
-        argv = [*self.command, "serve", "--model", self.model, "--host", self.host,
-                "--port", str(port)]
+        argv = [*self.command, *self.args, "--host", self.host, "--port", str(port)]
         self._log = open(self.log_path, "wb")
         self._proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
@@ -220,10 +228,10 @@ class LocalServer:
             pass  # already gone; the readiness loop reports the exit
 
     def _wait_ready(self, began: float) -> bool:
-        """Poll /health until 200 (True), the process exits (False), or the timeout."""
+        """Poll the readiness path until 200 (True), the process exits (False), or the timeout."""
         assert self._proc is not None
         deadline = began + self.startup_timeout
-        url = f"{self.base_url}/health"
+        url = f"{self.base_url}{self.ready_path}"
         next_track = 0.0
         while True:
             now = time.monotonic()
@@ -256,11 +264,11 @@ class LocalServer:
         code = self._proc.returncode
         how = f"exited with code {code}" if code is None or code >= 0 else (
             f"was killed by {signal.Signals(-code).name}")
-        return (f"mlxk serve for {self.model} {how} before it was ready; "
+        return (f"{self.name} for {self.model} {how} before it was ready; "
                 f"log: {self.log_path}; last lines: {self._last_lines()}")
 
     def _timeout_message(self) -> str:
-        return (f"mlxk serve for {self.model} was not ready within {self.startup_timeout:g} s; "
+        return (f"{self.name} for {self.model} was not ready within {self.startup_timeout:g} s; "
                 f"log: {self.log_path}; last lines: {self._last_lines()}")
 
     # -- teardown -------------------------------------------------------------------------

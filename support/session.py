@@ -10,7 +10,7 @@ from typing import Callable
 
 from . import cache_manifest, config, demo_portfolio, discovery, known_issues, outlines, ram_budget
 from .errors import SuiteError
-from .model_facts import ModelFacts, facts_for
+from .model_facts import EmbeddingFacts, ModelFacts, embedding_facts_for, facts_for
 from .paths import REGISTRY, REPORTS
 from .targets import MlxKnife
 
@@ -39,6 +39,10 @@ class Session:
             self._facts[model_id] = facts_for(model_id, self.hf_home, self.manifest)
         return self._facts[model_id]
 
+    def embedding_facts(self, model_id: str) -> EmbeddingFacts | None:
+        """The demo manifest's facts of an embedding model (None on a user's cache)."""
+        return embedding_facts_for(model_id, self.manifest)
+
     def gated_reason(self, model_id: str) -> str | None:
         return self.portfolio.gated.get(model_id)
 
@@ -47,11 +51,12 @@ class Session:
         """How the system under test is started and addressed (support/targets.py)."""
         return MlxKnife(self.settings.mlxk, self.hf_home)
 
-    def server(self, model_id: str):
-        """A running server for the model, from the pool (started on first use)."""
+    def server(self, model_id: str, kind: str = "serve"):
+        """A running server of ``kind`` for the model, from the pool (started on first use); kinds
+        other than "serve" are the target's (support/targets.py: embed-serve, the embeddings proxy)."""
         if self.pool is None:
             self.pool = self._make_pool()
-        return self.pool.acquire(model_id)
+        return self.pool.acquire(model_id, kind)
 
     def make_room_for_process(self, model_id: str) -> None:
         """Before a CLI or reference-decoder process loads ``model_id``: evict resident servers,
@@ -66,10 +71,14 @@ class Session:
         def factory(model_id: str):
             return self.target.server(model_id, REPORTS / "servers", self.settings.startup_timeout)
 
+        def kind_factory(kind: str, model_id: str):
+            return self.target.kind_server(kind, model_id, REPORTS / "servers", self.settings.startup_timeout)
+
         def need(model_id: str) -> float:
             return ram_budget.need_gb(self.sizes.get(model_id, 0)) * 1024**3
 
-        return ServerPool(factory, self.budget.budget_gb * 1024**3, need, reuse=self.settings.server_reuse)
+        return ServerPool(factory, self.budget.budget_gb * 1024**3, need, reuse=self.settings.server_reuse,
+                          kind_factory=kind_factory)
 
     def close(self) -> list[str]:
         """End every server and check the cache; returns the problems found (one line each)."""

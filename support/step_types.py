@@ -49,7 +49,20 @@ SERVER_RESOURCE = {"health": HEALTH, "list of models": MODELS}
 SUBJECT = {"the portfolio model": False, "a server for the portfolio model": True}
 ANY_CHAT_MODEL = {"any portfolio chat model": False, "a server for any portfolio chat model": True}
 
+# Embeddings: which embedding model (and whether through an embed-serve backend), how the command
+# line gets its texts (support.driver.Sut.embed_cli), how the server encodes its vectors.
+EMBEDDER = {"the portfolio embedding model": False, "an embeddings server for the portfolio embedding model": True}
+ANY_EMBEDDER = {"any portfolio embedding model": False, "an embeddings server for any portfolio embedding model": True}
+EMBED_INPUT = {"as an argument": "argument", "from stdin": "stdin", "as a batch": "batch"}
+ENCODING = {"as floats": "float", "as base64": "base64"}
+EMBED_VIA = {"the embeddings server": "embed-serve", "the chat server": "proxy"}
+
 register_type(
+    Embedder=TypeBuilder.make_enum(EMBEDDER),
+    AnyEmbedder=TypeBuilder.make_enum(ANY_EMBEDDER),
+    EmbedInput=TypeBuilder.make_enum(EMBED_INPUT),
+    Encoding=TypeBuilder.make_enum(ENCODING),
+    EmbedVia=TypeBuilder.make_enum(EMBED_VIA),
     Subject=TypeBuilder.make_enum(SUBJECT),
     AnyChatModel=TypeBuilder.make_enum(ANY_CHAT_MODEL),
     AnswerKind=TypeBuilder.make_enum(ANSWER_KIND),

@@ -14,9 +14,10 @@ from support import known_issues
 from support.config import check_mlxk, default_mlxk, parse_sut_version
 from support.paths import REGISTRY, ROOT
 
-# A clean model, and models that show each kind of registered defect.
+# A clean model, and models that show each kind of registered defect (arctic-style-embed: the
+# embedding ones; the scenarios that take any embedding model take it).
 SLICE = ("mlx-e2e-demo/gemma-style", "mlx-e2e-demo/phi3-style", "mlx-e2e-demo/utf8-style",
-         "mlx-e2e-demo/reasoning-style", "mlx-e2e-demo/base-style")
+         "mlx-e2e-demo/reasoning-style", "mlx-e2e-demo/base-style", "mlx-e2e-demo/arctic-style-embed")
 
 
 def test_exactly_the_registered_failures_happen(demo_root, tmp_path):

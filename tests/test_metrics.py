@@ -153,3 +153,24 @@ def test_a_stream_many_times_slower_than_batch_fails_with_the_figures():
     assert first == ("streaming the 2 answer(s) took 10.10 s, 202.0x the 0.05 s of asking for them in one "
                      "piece (allowed: 3x + 1 s = 1.15 s)")
     assert "batch 0.020 s, stream 5.000 s" in str(info.value)
+
+
+def test_embedding_throughput_and_backend_startup():
+    """Inputs per second of each /v1/embeddings answered 200, under the model that answered; an
+    embed-serve start is its own figure, a proxy start is none."""
+    url = "http://127.0.0.1:9/v1/embeddings"
+    answered = {"object": "list", "model": B, "data": []}
+    items = [Exchange("POST", url, request_json={"model": "x", "input": ["a", "b", "c", "d"]}, status=200,
+                      json=answered, seconds=0.5),
+             Exchange("POST", url, request_json={"model": B, "input": "a"}, status=200, json=answered, seconds=0.1),
+             Exchange("POST", url, request_json={"model": B, "input": ["a"]}, status=400, seconds=0.01),
+             Exchange("POST", url, request_json={"model": B, "input": ["a"]}, error="timed out", seconds=9)]
+    c = metrics.Collector()
+    c.add_evidence(items)
+    c.add_server_starts([("start", f"{B} (embed-serve)", 6.0), ("start", f"{A} (serve --embed-backend http://h:1)", 7.0),
+                         ("start", A, 5.0), ("evict", f"{B} (embed-serve)", 1.0)])
+    assert c.samples[B]["embed_inputs_per_s"] == [8.0, 10.0] and "x" not in c.samples
+    assert c.samples[B]["embed_server_startup"] == [6.0] and c.samples[A] == {"server_startup": [5.0]}
+    record = c.record(B)
+    assert record["embed_inputs_per_s"]["unit"] == "inputs/s" and record["embed_inputs_per_s"]["median"] == 9.0
+    assert metrics.format_table(c.report([B], {}))[0] == f"{B}: embed startup 6 s, inputs/s 9"

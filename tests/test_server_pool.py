@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from processes import alive, with_default_sigint
+from support.errors import SuiteError
 from support.server_pool import ServerPool
 from support.server_process import LocalServer, ServerStartError
 
@@ -148,3 +149,25 @@ def test_failed_start_is_not_resident(tmp_path: Path) -> None:
         assert pool.acquire(A).alive() and pool.starts == 1
     finally:
         pool.stop_all()
+
+
+def test_servers_are_kept_by_kind_and_model(tmp_path: Path) -> None:
+    """One model can have a chat server and an embed-serve backend at once; each kind is reused."""
+    kinds = []
+
+    def kind_factory(kind: str, model: str) -> LocalServer:
+        kinds.append(kind)
+        return LocalServer(model, SUT, None, tmp_path, 10.0, args=("embed-serve", model))
+
+    pool = ServerPool(lambda model: LocalServer(model, SUT, None, tmp_path, 10.0), 5 * NEED, lambda m: NEED,
+                      kind_factory=kind_factory)
+    try:
+        plain, embed = pool.acquire(A), pool.acquire(A, "embed-serve")
+        assert plain is not embed and pool.acquire(A, "embed-serve") is embed and kinds == ["embed-serve"]
+        assert pool.resident() == [A, f"{A} (embed-serve)"]
+        assert [e[:2] for e in pool.events] == [("start", A), ("start", f"{A} (embed-serve)")]
+    finally:
+        pool.stop_all()
+    bare = make_pool(tmp_path, budget=5 * NEED)
+    with pytest.raises(SuiteError, match="starts no 'embed-serve' servers"):
+        bare.acquire(A, "embed-serve")

@@ -189,3 +189,15 @@ def test_interrupt_while_starting_ends_the_server(
 def test_start_error_is_a_suite_error() -> None:
     assert issubclass(ServerStartError, SuiteError)
     assert file_safe("mlx-community/Qwen2.5 0.5B") == "mlx-community--Qwen2.5_0.5B"
+
+
+def test_the_target_gives_the_arguments_and_the_readiness_path(tmp_path: Path) -> None:
+    """`embed-serve MODEL`: the argv the target gives, its name in the log file and in messages."""
+    with LocalServer("standin/ok", SUT, None, tmp_path, 10.0, args=("embed-serve", "standin/ok")) as server:
+        assert requests.get(f"{server.base_url}/health", timeout=2).status_code == 200
+        assert server.log_path.name == f"embed-serve-standin--ok-port{server.port}.log"
+        assert "embed-serve standin/ok --host" in " ".join(psutil.Process(server.pid).cmdline())
+    never = LocalServer("standin/ok", SUT, None, tmp_path, 1.0, args=("embed-serve", "standin/ok"),
+                        ready_path="/not-there")
+    with pytest.raises(ServerStartError, match=r"^mlxk embed-serve for standin/ok was not ready within 1 s"):
+        never.start()

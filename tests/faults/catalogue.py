@@ -28,8 +28,9 @@ import threading
 import time
 from typing import Iterator
 
-from .kinds import (BY_NAME, CliFault, Fault, Selection, answers, choice, chunks, delta_text, end_token, events,
-                    fault, hook, json_output, output, paced, plain_answer, runs, runs_json, with_delta_text)
+from .kinds import (BY_NAME, CliFault, Fault, Selection, answers, backend_embeddings, base64_floats, choice, chunks,
+                    delta_text, end_token, events, fault, floats_base64, hook, json_output, output, paced,
+                    plain_answer, proxy_embeddings, runs, runs_json, with_delta_text)
 from .transport import Event, Hang, Hooks, Pause, Request, Response, json_response
 
 GEMMA = "mlx-e2e-demo/gemma-style"
@@ -517,6 +518,61 @@ def _(answer):
 
 fault("cli-hang", "hang", CLI_TIMEOUT, ("A prompt on the command line gets a clean answer",),
       max_seconds=CLI_TIMEOUT_S + SLACK, does="`mlxk run` never ends")(CliFault(runs, hang=True))
+
+
+# --- embeddings: embed-serve (the backend) and serve --embed-backend (the proxy) ------------
+
+EMBED_PAIR = f"include={GEMMA},mlx-e2e-demo/bert-style-embed"  # a chat model is required by every run
+EMBED_SERVER = Selection("embed-server", ("--tags=@live_e2e", "--tags=@embeddings", "-n", "The embeddings server for",
+                                          "-D", EMBED_PAIR),
+                         "embed-serve: OpenAI's shape, floats and base64, the command line's vectors")
+EMBED_PROXY = Selection("embed-proxy", ("--tags=@live_e2e", "--tags=@embeddings", "-n",
+                                        "The chat server answers chat and hands embeddings", "-D", EMBED_PAIR),
+                        "serve --embed-backend: chat and embeddings on one base URL")
+
+
+def _vectors(doc: dict) -> list:
+    """The embeddings of a /v1/embeddings answer as float lists (base64 decoded as <f4)."""
+    return [base64_floats(d["embedding"]) if isinstance(d["embedding"], str) else d["embedding"] for d in doc["data"]]
+
+
+def _set_vectors(doc: dict, vectors: list, encoding: str | None = None) -> None:
+    for item, vector in zip(doc["data"], vectors):
+        item["embedding"] = floats_base64(vector, encoding or "<f4") if isinstance(item["embedding"], str) else vector
+
+
+@fault("embed-wrong-dimension", "embedding shape", EMBED_SERVER, ("The embeddings server for",),
+       on=backend_embeddings, does="embed-serve drops the last component of every vector (floats and base64)")
+def _(doc, model):
+    _set_vectors(doc, [v[:-1] for v in _vectors(doc)])
+
+
+@fault("embed-not-normalised", "embedding values", EMBED_SERVER, ("The embeddings server for",),
+       on=backend_embeddings, does="embed-serve sends every vector scaled by 2 (no longer unit length)")
+def _(doc, model):
+    _set_vectors(doc, [[2 * x for x in v] for v in _vectors(doc)])
+
+
+@fault("embed-batch-shuffled", "batch order", EMBED_SERVER, ("The embeddings server for",), on=backend_embeddings,
+       does="embed-serve returns a batch's vectors rotated by one (indices still 0, 1, 2, ...)")
+def _(doc, model):
+    vectors = _vectors(doc)
+    if len(vectors) > 1:
+        _set_vectors(doc, vectors[1:] + vectors[:1])
+
+
+@fault("embed-base64-float64", "encoding", EMBED_SERVER, ("The embeddings server for",), on=backend_embeddings,
+       does="embed-serve's base64 vectors are float64 bytes instead of little-endian float32")
+def _(doc, model):
+    _set_vectors(doc, _vectors(doc), encoding="<f8")
+
+
+@fault("embed-proxy-drops", "proxy", EMBED_PROXY, ("The chat server answers chat and hands embeddings",),
+       on=proxy_embeddings, does="the chat server answers /v1/embeddings itself, 200 with no embeddings, "
+                                 "without asking its backend")
+def _(req, model):
+    return json_response(200, {"object": "list", "data": [], "model": model,
+                               "usage": {"prompt_tokens": 0, "total_tokens": 0}})
 
 
 CATALOGUE: tuple[Fault, ...] = tuple(BY_NAME.values())

@@ -10,7 +10,9 @@ For the other commands it is a `CliFault`, or a function made one by `output` (s
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -119,6 +121,40 @@ def chunks(*routes: str) -> Callable:
                 yield event
         return events(*routes)(stream)
     return adapt
+
+
+EMBEDDINGS = "/v1/embeddings"
+
+
+def backend_embeddings(fn):
+    """fn(doc, model) edits each successful /v1/embeddings answer of `embed-serve` (the backend; the
+    chat server in front of it passes the edited answer on)."""
+    def batch(self, req: Request, resp: Response) -> Response:
+        doc = resp.json
+        if self.process == "embed-serve" and req.posts_to(EMBEDDINGS) and resp.status == 200 and isinstance(doc, dict):
+            fn(doc, self.model)
+            return resp.set_json(doc)
+        return resp
+    return type("backend_embeddings", (Hooks,), {"batch": batch})
+
+
+def proxy_embeddings(fn):
+    """fn(req, model) -> the answer the chat server (`serve --embed-backend`) gives to /v1/embeddings
+    instead of forwarding it (None: forward)."""
+    def before(self, req: Request):
+        return fn(req, self.model) if self.process == "serve" and req.posts_to(EMBEDDINGS) else None
+    return type("proxy_embeddings", (Hooks,), {"before": before})
+
+
+def base64_floats(text: str) -> list[float]:
+    raw = base64.b64decode(text)
+    return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+
+
+def floats_base64(vector: list[float], dtype: str = "<f4") -> str:
+    """`vector` as base64 of `dtype` ("<f4": what OpenAI's clients decode; "<f8": the wrong width)."""
+    code = {"<f4": "f", "<f8": "d"}[dtype]
+    return base64.b64encode(struct.pack(f"<{len(vector)}{code}", *vector)).decode("ascii")
 
 
 def runs(argv: list[str]) -> bool:

@@ -7,7 +7,8 @@ every SUT subprocess, so `MLX_E2E_FAULT=<name>` in behave's environment reaches 
 
 The faults are defined in catalogue.py:
 - A CLI fault (`Fault.cli`): the real command runs; its stdout or exit code is altered.
-- `serve --model M --host H --port P`: the real `mlxk serve` starts on a free internal port; once
+- `serve --model M --host H --port P` (and `embed-serve M --host H --port P`, the embeddings
+  backend, alike): the real `mlxk serve` starts on a free internal port; once
   it answers `/health`, the fault proxy (`transport.py`) binds H:P and forwards to it through the
   fault's hooks (`Fault.proxy`; no fault: forwarding unchanged, the healthy control).
   SIGTERM/SIGINT/SIGHUP end the proxy, are forwarded to the real server, and the shim exits once
@@ -109,11 +110,17 @@ def _end(real: subprocess.Popen) -> int:
 
 
 def serve(argv: list[str], fault: str) -> int:
-    parser = argparse.ArgumentParser(prog="mlxk serve", add_help=False)
-    parser.add_argument("--model", required=True)
+    """`serve --model M ...` or `embed-serve M ...` (the embeddings backend), behind the fault proxy."""
+    command = argv[0]
+    parser = argparse.ArgumentParser(prog=f"mlxk {command}", add_help=False)
+    if command == "embed-serve":
+        parser.add_argument("model")
+    else:
+        parser.add_argument("--model", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     opts, extra = parser.parse_known_args(argv[1:])
+    model_args = [opts.model] if command == "embed-serve" else ["--model", opts.model]
     if fault == EXIT_AT_STARTUP:
         _say(f"cannot load {opts.model}: simulated startup failure ({FAULT_VAR}={fault})")
         return 1
@@ -123,7 +130,7 @@ def serve(argv: list[str], fault: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: stop.set())
     internal = _free_port()
-    real = subprocess.Popen([real_mlxk(), "serve", "--model", opts.model, "--host", "127.0.0.1",
+    real = subprocess.Popen([real_mlxk(), command, *model_args, "--host", "127.0.0.1",
                              "--port", str(internal), *extra], stdin=subprocess.DEVNULL)
     server = None
     try:
@@ -139,7 +146,9 @@ def serve(argv: list[str], fault: str) -> int:
             _say(f"real server ready on port {internal}; {opts.host}:{opts.port} is never bound ({fault})")
         else:
             try:
-                server = FaultProxy(opts.host, opts.port, internal, hooks(opts.model), name)
+                fronted = hooks(opts.model)
+                fronted.process = command
+                server = FaultProxy(opts.host, opts.port, internal, fronted, name)
             except OSError as e:
                 _say(f"cannot bind {opts.host}:{opts.port}: [Errno {e.errno}] {e.strerror}")
                 return 1
@@ -158,7 +167,7 @@ def serve(argv: list[str], fault: str) -> int:
 
 def main(argv: list[str]) -> int:
     fault = os.environ.get(FAULT_VAR, "").strip()
-    if argv and argv[0] == "serve":
+    if argv and argv[0] in ("serve", "embed-serve"):
         return serve(argv, fault)
     entry = BY_NAME.get(fault)
     return cli(argv, entry.cli if entry is not None else None)

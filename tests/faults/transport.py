@@ -132,6 +132,8 @@ class Pause:
 class Hooks:
     """What the proxy asks at each step of an exchange. This base is the transparent proxy (no fault)."""
 
+    process = "serve"  # the command the proxy fronts: "serve" or "embed-serve" (the shim sets it)
+
     def __init__(self, model: str) -> None:
         self.model = model
 

@@ -1,4 +1,5 @@
-"""Stand-in for the SUT command: `fake_sut.py serve --model standin/MODE --host H --port P`.
+"""Stand-in for the SUT command: `fake_sut.py serve --model standin/MODE --host H --port P`
+(or `fake_sut.py embed-serve standin/MODE --host H --port P`, the same behaviours).
 
 MODE (the model name's last part) picks the behaviour:
   ok              serves GET /health 200
@@ -86,11 +87,15 @@ def _supervise(argv: list[str], forward: bool) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["serve", "worker"])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("command", choices=["serve", "worker", "embed-serve"])
+    parser.add_argument("positional_model", nargs="?")  # embed-serve MODEL
+    parser.add_argument("--model")
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    args.model = args.model or args.positional_model
+    if not args.model:
+        parser.error("a model is required (--model M, or embed-serve M)")
     _watchdog()
     mode = args.model.rsplit("/", 1)[-1]
     print(f"standin: mode={mode} pid={os.getpid()} pgid={os.getpgrp()}", flush=True)
