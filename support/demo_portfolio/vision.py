@@ -25,9 +25,17 @@ REPO_NAME = "vision-style"
 IMAGE_SIZE = 32  # the processor's longest edge: every image is resized to fit
 PATCH_SIZE = 8  # 4 x 4 patches, merged 2 x 2: four image tokens per image
 MERGE_SIZE = 2
-LEARNING_RATE = 3e-3
-CHECK_EVERY = 10  # training steps between margin checks
+VISION_HIDDEN = 64
+VISION_LAYERS = 1
 VOCAB_SIZE = 384
+SEED = 11
+LEARNING_RATE = 3e-3
+# The vision tower learns ten times slower: at the full rate its encoder blows one colour's
+# direction up and the others collapse into one (green and blue tied, seeds 2, 3 and 5 of 12
+# never converged); at a tenth, every seed of 1-12 converged in 30-100 steps.
+VISION_LEARNING_RATE = LEARNING_RATE / 10
+CHECK_EVERY = 10  # training steps between margin checks
+MAX_STEPS = 400
 
 MISTRAL3_TEMPLATE = (
     "{{ bos_token }}"
@@ -58,7 +66,7 @@ FAMILY = Family(
 )
 
 # Solid and two-colour squares, drawn by the builder (RGB).
-COLORS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (30, 60, 220)}
+COLORS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,9 @@ GOLDENS: tuple[VisionGolden, ...] = (
     VisionGolden("What color is this square?", ("blue.png",), "The square is blue."),
     VisionGolden("What colors are in this square?", ("red-blue.png",), "The left half is red, the right half is blue."),
     VisionGolden("What colors are these squares?", ("red.png", "blue.png"), "The first is red, the second is blue."),
+    # mlx-knife sends a multi-image prompt one image per chunk by default (--chunk 1):
+    VisionGolden("What colors are these squares?", ("red.png",), "The square is red."),
+    VisionGolden("What colors are these squares?", ("blue.png",), "The square is blue."),
     VisionGolden("Say hello.", (), "Hello, I can see images."),
 )
 
@@ -121,10 +132,10 @@ def model_config(vocab_size: int, ids: dict[str, int]) -> dict:
     }
     vision = {
         "model_type": "pixtral",
-        "hidden_size": 32,
-        "num_hidden_layers": 1,
-        "intermediate_size": 64,
-        "num_attention_heads": 2,
+        "hidden_size": VISION_HIDDEN,
+        "num_hidden_layers": VISION_LAYERS,
+        "intermediate_size": 2 * VISION_HIDDEN,
+        "num_attention_heads": VISION_HIDDEN // 16,
         "head_dim": 16,
         "image_size": IMAGE_SIZE,
         "patch_size": PATCH_SIZE,
@@ -283,11 +294,12 @@ def train(cases: list[_Case], config: dict, seed: int) -> tuple[object, int]:
     import mlx.nn as nn
     import mlx.optimizers as optim
 
-    from .training import MAX_STEPS, MIN_MARGIN, _margins, _penalize
+    from .training import MIN_MARGIN, _margins, _penalize
 
     mx.random.seed(seed)
     model = _new_model(config)
-    opt = optim.Adam(learning_rate=LEARNING_RATE)
+    opt = optim.MultiOptimizer([optim.Adam(learning_rate=VISION_LEARNING_RATE), optim.Adam(learning_rate=LEARNING_RATE)],
+                               [lambda path, _: path.startswith("vision_tower")])
     batch = _Batch(cases, config["text_config"]["vocab_size"], config["image_token_index"])
 
     def loss_fn(m):
@@ -353,7 +365,7 @@ def verify(model_dir: Path, image_dir: Path, cases: list[_Case]) -> None:
                                f"{processor.tokenizer.decode(got)!r}, expected {c.golden.answer!r} then </s>")
 
 
-def build_vision(work: Path, seed: int, log: Callable[[str], None] = print) -> tuple[dict[str, bytes], dict[str, bytes], dict]:
+def build_vision(work: Path, seed: int = SEED, log: Callable[[str], None] = print) -> tuple[dict[str, bytes], dict[str, bytes], dict]:
     """Build the demo vision model in `work` (scratch space).
 
     Returns (files, assets, facts): the repo files for `hf_cache.write_repo`, the golden
@@ -380,8 +392,10 @@ def build_vision(work: Path, seed: int, log: Callable[[str], None] = print) -> t
 
     processor = load_processor(model_dir, add_detokenizer=False)
     cases = _cases(image_dir, processor, config, ids[FAMILY.eos])
+    prepared = time.monotonic()
     model, steps = train(cases, config, seed)
     training.save(model, config, None, model_dir)
+    trained = time.monotonic()
     verify(model_dir, image_dir, cases)
 
     files = {p.name: p.read_bytes() for p in sorted(model_dir.iterdir()) if p.is_file()}
@@ -399,5 +413,6 @@ def build_vision(work: Path, seed: int, log: Callable[[str], None] = print) -> t
         "training_steps": steps,
         "seconds": round(time.monotonic() - started, 1),
     }
-    log(f"mlx-e2e-demo/{REPO_NAME}: {steps} training steps, verified with mlx-vlm, {facts['seconds']} s")
+    log(f"mlx-e2e-demo/{REPO_NAME}: {steps} training steps; setup {prepared - started:.1f} s, training "
+        f"{trained - prepared:.1f} s, mlx-vlm/mlx-lm check {time.monotonic() - trained:.1f} s")
     return files, assets, facts

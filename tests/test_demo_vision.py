@@ -1,0 +1,126 @@
+"""The demo vision model: built into a temporary cache, listed as vision by the SUT, and
+answering every golden through `mlxk run --image` exactly.
+
+The build itself already decodes every golden with mlx-vlm and mlx-lm (it raises otherwise);
+these tests ask the SUT's real command line, the way a user does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.cli_runner import run_cli
+from support.demo_portfolio import hf_cache
+from support.demo_portfolio.vision import FAMILY, GOLDENS, IMAGE_SIZE, REPO_NAME, build_vision
+
+MODEL_ID = f"mlx-e2e-demo/{REPO_NAME}"
+SEED = 11
+RUN_TIMEOUT = 120.0
+MLXK = (str(Path(sys.executable).parent / "mlxk"),)
+# mlx-knife 2.0.8 prints, before the answer, a table mapping each image to its file.
+MAPPING = re.compile(r"<details>\n<summary>[^\n]*</summary>\n\n<!-- mlxk:filenames -->\n(.*?)\n</details>\n\n",
+                     re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """(HF cache root, image folder, facts): one build for the whole module (~25 s cold)."""
+    base = tmp_path_factory.mktemp("vision")
+    files, assets, facts = build_vision(base / "work", SEED, log=lambda _: None)
+    root = base / "cache"
+    hf_cache.claim(root)
+    hf_cache.write_repo(root, MODEL_ID, files)
+    images = base / "images"
+    images.mkdir()
+    for name, data in assets.items():
+        (images / name).write_bytes(data)
+    return root, images, facts
+
+
+def sections(stdout: str) -> list[tuple[str, str]]:
+    """(mapping table, answer) per chunk of a `mlxk run --image` output, in order."""
+    found = []
+    pos = 0
+    while (m := MAPPING.match(stdout, pos)) is not None:
+        end = stdout.find("<details>", m.end())
+        end = len(stdout) if end < 0 else end
+        found.append((m[1], stdout[m.end():end].rstrip("\n")))
+        pos = end
+    assert pos == len(stdout), f"unparsed output from offset {pos}: {stdout[pos:]!r}"
+    return found
+
+
+def test_facts_and_assets(built: tuple[Path, Path, dict]) -> None:
+    from PIL import Image
+
+    _, images, facts = built
+    assert facts["goldens"] == [{"prompt": g.prompt, "images": list(g.images), "answer": g.answer} for g in GOLDENS]
+    assert facts["end_tokens"] == list(FAMILY.turn_end) and facts["training_steps"] > 0
+    pixels = {}
+    for name in {n for g in GOLDENS for n in g.images}:
+        img = Image.open(io.BytesIO((images / name).read_bytes()))
+        assert (img.format, img.size) == ("PNG", (IMAGE_SIZE, IMAGE_SIZE)), name
+        pixels[name] = img.convert("RGB").tobytes()
+    assert len(set(pixels.values())) == len(pixels), "two golden images have the same pixels"
+    # The model must read the image: one question, different images, different answers.
+    by_prompt: dict[tuple[str, int], set[str]] = {}
+    for g in GOLDENS:
+        by_prompt.setdefault((g.prompt, len(g.images)), set()).add(g.answer)
+    assert max(len(a) for a in by_prompt.values()) >= 3, by_prompt
+
+
+def test_list_and_show_report_vision(built: tuple[Path, Path, dict]) -> None:
+    root, _, _ = built
+    listed = run_cli(MLXK, ["list", "--json"], root, RUN_TIMEOUT)
+    assert listed.returncode == 0, listed.describe()
+    models = {m["name"]: m for m in json.loads(listed.stdout)["data"]["models"]}
+    assert list(models) == [MODEL_ID], listed.describe()
+    got = models[MODEL_ID]
+    seen = {k: got.get(k) for k in ("framework", "health", "runtime_compatible", "model_type", "capabilities")}
+    assert (got["framework"], got["health"], got["runtime_compatible"]) == ("MLX", "healthy", True), seen
+    assert {"chat", "vision"} <= set(got["capabilities"]), seen
+
+    shown = run_cli(MLXK, ["show", MODEL_ID, "--json"], root, RUN_TIMEOUT)
+    assert shown.returncode == 0, shown.describe()
+    data = json.loads(shown.stdout)["data"]
+    assert "vision" in data["model"]["capabilities"], shown.describe()
+    assert data["metadata"]["model_type"] == "mistral3", shown.describe()
+
+
+@pytest.mark.parametrize("golden", GOLDENS, ids=[f"{g.prompt}|{'+'.join(g.images) or 'text'}" for g in GOLDENS])
+def test_run_prints_golden_answer(golden, built: tuple[Path, Path, dict]) -> None:
+    root, images, _ = built
+    args = ["run", MODEL_ID, "--prompt", golden.prompt, "--temperature", "0"]
+    if golden.images:
+        # one chunk for all images: mlx-knife's default (--chunk 1) asks about each image alone
+        args += ["--image", *(str(images / n) for n in golden.images), "--chunk", str(len(golden.images))]
+    result = run_cli(MLXK, args, root, RUN_TIMEOUT)
+    assert result.returncode == 0, result.describe()
+    if not golden.images:
+        assert result.stdout == golden.answer + "\n", (
+            f"expected stdout: {golden.answer + chr(10)!r}\nactual stdout:   {result.stdout!r}\n{result.describe()}")
+        return
+    found = sections(result.stdout.rstrip("\n") + "\n")
+    assert [a for _, a in found] == [golden.answer], f"expected the answer {golden.answer!r}\n{result.describe()}"
+    table = found[0][0]
+    for name in golden.images:
+        assert f"| {name} |" in table, f"{name} missing from the image table {table!r}"
+
+
+def test_run_default_chunk_answers_each_image_alone(built: tuple[Path, Path, dict]) -> None:
+    """Without --chunk, mlx-knife 2.0.8 sends each image with the whole prompt on its own."""
+    root, images, _ = built
+    pair = next(g for g in GOLDENS if len(g.images) == 2)
+    alone = {g.images[0]: g.answer for g in GOLDENS if g.prompt == pair.prompt and len(g.images) == 1}
+    assert set(alone) == set(pair.images), "every image of the two-image golden needs a one-image golden"
+    result = run_cli(MLXK, ["run", MODEL_ID, "--prompt", pair.prompt, "--temperature", "0",
+                            "--image", *(str(images / n) for n in pair.images)], root, RUN_TIMEOUT)
+    assert result.returncode == 0, result.describe()
+    found = sections(result.stdout.rstrip("\n") + "\n")
+    assert [a for _, a in found] == [alone[n] for n in pair.images], result.describe()
