@@ -17,10 +17,11 @@ import pytest
 
 from support.cli_runner import run_cli
 from support.demo_portfolio import hf_cache
-from support.demo_portfolio.vision import FAMILY, GOLDENS, IMAGE_SIZE, REPO_NAME, build_vision
+from support.demo_portfolio.models import ORG
+from support.demo_portfolio.vision import FAMILY, GOLDENS, IMAGE_SIZE, QUANTIZE_BITS, REPO_NAME, build_vision
 
-MODEL_ID = f"mlx-e2e-demo/{REPO_NAME}"
-SEED = 11
+MODEL_ID = f"{ORG}/{REPO_NAME}"
+QUANTIZED_ID = f"{MODEL_ID}-{QUANTIZE_BITS}bit"
 RUN_TIMEOUT = 120.0
 MLXK = (str(Path(sys.executable).parent / "mlxk"),)
 # mlx-knife 2.0.8 prints, before the answer, a table mapping each image to its file.
@@ -30,12 +31,14 @@ MAPPING = re.compile(r"<details>\n<summary>[^\n]*</summary>\n\n<!-- mlxk:filenam
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    """(HF cache root, image folder, facts): one build for the whole module (~25 s cold)."""
+    """(HF cache root, image folder, facts by repo id): one build for the module (~25 s cold)."""
     base = tmp_path_factory.mktemp("vision")
-    files, assets, facts = build_vision(base / "work", SEED, log=lambda _: None)
+    repos, assets, facts = build_vision(base / "work", log=lambda _: None)
+    assert sorted(repos) == sorted(facts) == [MODEL_ID, QUANTIZED_ID]
     root = base / "cache"
     hf_cache.claim(root)
-    hf_cache.write_repo(root, MODEL_ID, files)
+    for repo_id, files in repos.items():
+        hf_cache.write_repo(root, repo_id, files)
     images = base / "images"
     images.mkdir()
     for name, data in assets.items():
@@ -60,8 +63,11 @@ def test_facts_and_assets(built: tuple[Path, Path, dict]) -> None:
     from PIL import Image
 
     _, images, facts = built
-    assert facts["goldens"] == [{"prompt": g.prompt, "images": list(g.images), "answer": g.answer} for g in GOLDENS]
-    assert facts["end_tokens"] == list(FAMILY.turn_end) and facts["training_steps"] > 0
+    for repo_id, entry in facts.items():
+        assert entry["id"] == repo_id
+        assert entry["goldens"] == [{"prompt": g.prompt, "images": list(g.images), "answer": g.answer} for g in GOLDENS]
+        assert entry["end_tokens"] == list(FAMILY.turn_end) and entry["training_steps"] > 0
+    assert (facts[MODEL_ID]["quantize_bits"], facts[QUANTIZED_ID]["quantize_bits"]) == (None, QUANTIZE_BITS)
     pixels = {}
     for name in {n for g in GOLDENS for n in g.images}:
         img = Image.open(io.BytesIO((images / name).read_bytes()))
@@ -80,23 +86,34 @@ def test_list_and_show_report_vision(built: tuple[Path, Path, dict]) -> None:
     listed = run_cli(MLXK, ["list", "--json"], root, RUN_TIMEOUT)
     assert listed.returncode == 0, listed.describe()
     models = {m["name"]: m for m in json.loads(listed.stdout)["data"]["models"]}
-    assert list(models) == [MODEL_ID], listed.describe()
-    got = models[MODEL_ID]
-    seen = {k: got.get(k) for k in ("framework", "health", "runtime_compatible", "model_type", "capabilities")}
-    assert (got["framework"], got["health"], got["runtime_compatible"]) == ("MLX", "healthy", True), seen
-    assert {"chat", "vision"} <= set(got["capabilities"]), seen
+    assert sorted(models) == [MODEL_ID, QUANTIZED_ID], listed.describe()
+    for model_id, got in models.items():
+        seen = {k: got.get(k) for k in ("framework", "health", "runtime_compatible", "model_type", "capabilities")}
+        where = f"{model_id}: mlxk list --json says {seen}"
+        assert (got["framework"], got["health"], got["runtime_compatible"]) == ("MLX", "healthy", True), where
+        assert got["model_type"] == "chat" and {"chat", "vision"} <= set(got["capabilities"]), where
 
-    shown = run_cli(MLXK, ["show", MODEL_ID, "--json"], root, RUN_TIMEOUT)
-    assert shown.returncode == 0, shown.describe()
-    data = json.loads(shown.stdout)["data"]
-    assert "vision" in data["model"]["capabilities"], shown.describe()
-    assert data["metadata"]["model_type"] == "mistral3", shown.describe()
+        shown = run_cli(MLXK, ["show", model_id, "--json"], root, RUN_TIMEOUT)
+        assert shown.returncode == 0, shown.describe()
+        data = json.loads(shown.stdout)["data"]
+        assert "vision" in data["model"]["capabilities"], shown.describe()
+        assert data["metadata"]["model_type"] == "mistral3", shown.describe()
 
 
-@pytest.mark.parametrize("golden", GOLDENS, ids=[f"{g.prompt}|{'+'.join(g.images) or 'text'}" for g in GOLDENS])
-def test_run_prints_golden_answer(golden, built: tuple[Path, Path, dict]) -> None:
+def run_cases() -> list:
+    """Every golden on the float model; on the 4-bit one, one golden of each prompt shape
+    (the build decodes all of them on both through mlx-vlm already)."""
+    shapes = {}
+    for g in GOLDENS:
+        shapes.setdefault((g.prompt, len(g.images)), g)
+    cases = [(MODEL_ID, g) for g in GOLDENS] + [(QUANTIZED_ID, g) for g in shapes.values()]
+    return [pytest.param(m, g, id=f"{m}:{g.prompt}|{'+'.join(g.images) or 'text'}") for m, g in cases]
+
+
+@pytest.mark.parametrize(("model_id", "golden"), run_cases())
+def test_run_prints_golden_answer(model_id: str, golden, built: tuple[Path, Path, dict]) -> None:
     root, images, _ = built
-    args = ["run", MODEL_ID, "--prompt", golden.prompt, "--temperature", "0"]
+    args = ["run", model_id, "--prompt", golden.prompt, "--temperature", "0"]
     if golden.images:
         # one chunk for all images: mlx-knife's default (--chunk 1) asks about each image alone
         args += ["--image", *(str(images / n) for n in golden.images), "--chunk", str(len(golden.images))]

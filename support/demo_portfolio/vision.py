@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Callable
 
 from .families import Family
+from .models import ORG
 
 REPO_NAME = "vision-style"
+QUANTIZE_BITS = 4
+GROUP_SIZE = 32  # quantization group size (the language model is 64 wide)
 
 IMAGE_SIZE = 32  # the processor's longest edge: every image is resized to fit
 PATCH_SIZE = 8  # 4 x 4 patches, merged 2 x 2: four image tokens per image
@@ -178,12 +181,13 @@ def preprocessor_config() -> dict:
     }
 
 
-def model_card() -> bytes:
+def model_card(repo_id: str, quantize_bits: int | None) -> bytes:
+    how = f"Its language model is quantized to {quantize_bits} bits by `mlx_vlm.convert`.\n" if quantize_bits else ""
     return (
         "---\nlibrary_name: mlx\ntags: [mlx, vision]\npipeline_tag: image-text-to-text\nlicense: mit\n---\n\n"
-        f"# mlx-e2e-demo/{REPO_NAME}\n\nA tiny demo vision-language model built locally by mlx-e2e. "
-        f"It mimics {FAMILY.mimics}.\nmlx-vlm `mistral3`: a Pixtral vision tower, patch merger and a "
-        "Mistral language model; it names the colours of the builder's squares.\n"
+        f"# {repo_id}\n\nA tiny demo vision-language model built locally by mlx-e2e. It mimics {FAMILY.mimics}.\n"
+        "mlx-vlm `mistral3`: a Pixtral vision tower, patch merger and a Mistral language model; it "
+        f"names the colours of the squares the builder draws.\n{how}"
     ).encode()
 
 
@@ -365,11 +369,24 @@ def verify(model_dir: Path, image_dir: Path, cases: list[_Case]) -> None:
                                f"{processor.tokenizer.decode(got)!r}, expected {c.golden.answer!r} then </s>")
 
 
-def build_vision(work: Path, seed: int = SEED, log: Callable[[str], None] = print) -> tuple[dict[str, bytes], dict[str, bytes], dict]:
-    """Build the demo vision model in `work` (scratch space).
+def quantize(model_dir: Path, out: Path, bits: int) -> None:
+    """What a user runs to quantize an mlx-vlm model: `mlx_vlm.convert --quantize` (it
+    quantizes the language model and keeps the vision tower and projector in float)."""
+    import contextlib
 
-    Returns (files, assets, facts): the repo files for `hf_cache.write_repo`, the golden
-    images (name -> PNG bytes) for the demo root, and the manifest facts.
+    from mlx_vlm.convert import convert
+
+    with contextlib.redirect_stdout(io.StringIO()):  # its [INFO] lines
+        convert(str(model_dir), str(out), quantize=True, q_bits=bits, q_group_size=GROUP_SIZE)
+
+
+def build_vision(work: Path, seed: int = SEED, log: Callable[[str], None] = print
+                 ) -> tuple[dict[str, dict[str, bytes]], dict[str, bytes], dict[str, dict]]:
+    """Build the demo vision model and its 4-bit variant in `work` (scratch space).
+
+    Returns (repos, assets, facts): repo id -> files for `hf_cache.write_repo`, the golden
+    images (name -> PNG bytes) for the demo root, and repo id -> manifest facts. Raises when
+    training does not converge or mlx-vlm / mlx-lm do not answer a golden exactly.
     """
     started = time.monotonic()
     from . import training
@@ -397,22 +414,34 @@ def build_vision(work: Path, seed: int = SEED, log: Callable[[str], None] = prin
     training.save(model, config, None, model_dir)
     trained = time.monotonic()
     verify(model_dir, image_dir, cases)
+    quantized_dir = work / f"model-{QUANTIZE_BITS}bit"
+    quantize(model_dir, quantized_dir, QUANTIZE_BITS)
+    verify(quantized_dir, image_dir, cases)
 
-    files = {p.name: p.read_bytes() for p in sorted(model_dir.iterdir()) if p.is_file()}
-    files["README.md"] = model_card()
-    facts = {
-        "id": f"mlx-e2e-demo/{REPO_NAME}",
+    base_id = f"{ORG}/{REPO_NAME}"
+    common = {
         "family": FAMILY.name,
         "mimics": FAMILY.mimics,
         "architecture": "mlx-vlm mistral3 (Pixtral vision tower, Mistral language model)",
+        "expect": "vision",
         "end_tokens": list(FAMILY.turn_end),
         "special_tokens": list(FAMILY.specials),
         "image_size": IMAGE_SIZE,
         "image_tokens_per_image": (IMAGE_SIZE // (PATCH_SIZE * MERGE_SIZE)) ** 2,
         "goldens": [{"prompt": g.prompt, "images": list(g.images), "answer": g.answer} for g in GOLDENS],
         "training_steps": steps,
-        "seconds": round(time.monotonic() - started, 1),
     }
-    log(f"mlx-e2e-demo/{REPO_NAME}: {steps} training steps; setup {prepared - started:.1f} s, training "
-        f"{trained - prepared:.1f} s, mlx-vlm/mlx-lm check {time.monotonic() - trained:.1f} s")
-    return files, assets, facts
+    repos, facts = {}, {}
+    for repo_id, folder, bits in ((base_id, model_dir, None),
+                                  (f"{base_id}-{QUANTIZE_BITS}bit", quantized_dir, QUANTIZE_BITS)):
+        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+        files["README.md"] = model_card(repo_id, bits)
+        repos[repo_id] = files
+        facts[repo_id] = {"id": repo_id, **common, "quantize_bits": bits,
+                          "notes": f"quantized from {base_id} with mlx_vlm.convert" if bits else ""}
+    seconds = round(time.monotonic() - started, 1)
+    for entry in facts.values():
+        entry["seconds"] = seconds  # one build makes both
+    log(f"{base_id} (+{QUANTIZE_BITS}-bit): {steps} training steps; setup {prepared - started:.1f} s, training "
+        f"{trained - prepared:.1f} s, mlx-vlm/mlx-lm checks {time.monotonic() - trained:.1f} s")
+    return repos, assets, facts
