@@ -59,6 +59,37 @@ def sections(stdout: str) -> list[tuple[str, str]]:
     return found
 
 
+def test_template_renders_string_and_list_content_alike() -> None:
+    """mlx-lm (`mlxk run` without an image) sends string content, mlx-vlm a list of parts."""
+    from jinja2 import Template
+
+    from support.demo_portfolio.vision import MISTRAL3_TEMPLATE
+
+    def render(messages):
+        return Template(MISTRAL3_TEMPLATE).render(messages=messages, bos_token="<s>", eos_token="</s>")
+
+    text = [{"role": "user", "content": "Say hello."}]
+    parts = [{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}]
+    assert render(text) == render(parts) == "<s>[INST]Say hello.[/INST]"
+    images = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Q?"}]},
+              {"role": "assistant", "content": "A."}]
+    assert render(images) == "<s>[INST][IMG][IMG]Q?[/INST]A.</s>"
+
+
+def test_mlxk_prompt_forms() -> None:
+    from support.demo_portfolio.vision import mlxk_prompts
+
+    two = next(g for g in GOLDENS if len(g.images) == 2)
+    assert mlxk_prompts(two) == [two.prompt, f"[Image 1]\n[Image 2]\n\n{two.prompt}"]
+    assert all(mlxk_prompts(g) == [g.prompt] for g in GOLDENS if len(g.images) < 2)
+
+
+def test_assets_are_deterministic() -> None:
+    from support.demo_portfolio.vision import draw_assets
+
+    assert draw_assets() == draw_assets()
+
+
 def test_facts_and_assets(built: tuple[Path, Path, dict]) -> None:
     from PIL import Image
 

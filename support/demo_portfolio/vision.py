@@ -215,7 +215,7 @@ class _Case:
     image_sizes: list[tuple[int, int]]
 
 
-def _cases(work: Path, processor, config: dict, eos_id: int) -> list[_Case]:
+def _cases(image_dir: Path, processor, config: dict, eos_id: int) -> list[_Case]:
     """Every golden in every prompt form, encoded exactly as mlx-vlm's generate encodes it."""
     from mlx_vlm.prompt_utils import apply_chat_template
     from mlx_vlm.utils import prepare_inputs
@@ -225,7 +225,7 @@ def _cases(work: Path, processor, config: dict, eos_id: int) -> list[_Case]:
     for g in GOLDENS:
         for prompt in mlxk_prompts(g):
             formatted = apply_chat_template(processor, config, prompt, num_images=len(g.images))
-            paths = [str(work / name) for name in g.images] or None
+            paths = [str(image_dir / name) for name in g.images] or None
             inputs = prepare_inputs(processor, images=paths, prompts=formatted)
             sizes = [tuple(int(v) for v in s) for s in inputs["image_sizes"].tolist()] if paths else []
             answer = tok.encode(g.answer, add_special_tokens=False)
