@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 AREAS: tuple[tuple[str, str], ...] = (("server", "server"), ("streaming", "streaming"),
-                                      ("parity", "parity"), ("cli", "CLI"), ("performance", "speed"))
+                                      ("parity", "parity"), ("cli", "CLI"), ("performance", "speed"),
+                                      ("vision", "vision"))
 NO_MODEL = "(not per model)"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 _FAILED = {"failed", "error", "hook_error", "cleanup_error", "undefined", "pending", "pending_warn"}
