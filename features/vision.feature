@@ -120,9 +120,9 @@ Feature: Vision models answer questions about images
       Given a server for the portfolio model "<model>"
       When I send each bad image request, each followed by a good question about an image:
         | bad image request            | status |
-        | bytes that are not an image  | 4xx    |
         | an unsupported URL scheme    | 4xx    |
         | an image over the size limit | 4xx    |
+        | bytes that are not an image  | 4xx    |
       Then each bad request got a clean client error and the valid request after it succeeded
       And no error message shows a file path of the machine
 
