@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, Client, Exchange, batch
 from .openai_sdk import sdk_answers
 from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request
 from .targets import EMBED_SERVE, PROXY
+from . import vision_checks as vc, vision_reference  # noqa: E402  (the vision section, at the end)
 
 NO_PROMPT_LIMIT = 20.0  # seconds: a CLI that has not noticed the missing prompt by then hangs
 # Sentences for an embedding model without golden facts (a user's portfolio).
@@ -159,6 +161,8 @@ class Sut:
     proxy_chat_model: str | None = None
     reference: reference_decoder.ReferenceRun | None = None
     last: Exchange | CliResult | None = None  # the latest exchange or command
+    image_answers: list = field(default_factory=list)  # (VisionGolden, Answer) per question about images
+    vision_reference: object | None = None  # support.vision_reference.VisionReferenceRun
 
     # --- what is tested ---------------------------------------------------------------------
 
@@ -443,3 +447,108 @@ class Sut:
         result = self.record(reference_decoder.run(path, prompts, max_tokens, suite.settings.cli_timeout))
         self.reference = reference_decoder.parse(result)
         return self.reference
+
+    # --- vision: questions about images (support/vision_checks.py, support/vision_reference.py) --
+
+    def image_root(self) -> Path:
+        return Path(self.suite.hf_home) / "assets"
+
+    def vision_goldens(self) -> tuple:
+        """The model's questions about images (demo), or one neutral question (a user's cache)."""
+        return vc.goldens_of(self.suite.manifest, self.model) or (vc.NEUTRAL_QUESTION,)
+
+    def _images(self, golden) -> list[bytes]:
+        if self.suite.manifest is None:
+            return [vc.png(vc.NEUTRAL_COLORS[n]) for n in golden.images]
+        return vc.asset_bytes(self.image_root(), golden.images)
+
+    def _image_paths(self, golden) -> list[str]:
+        if self.suite.manifest is None:  # a user's cache: the neutral squares, drawn into the reports folder
+            folder = evidence.EVIDENCE.parent / "vision-images"
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in zip(golden.images, self._images(golden)):
+                (folder / name).write_bytes(data)
+            return [str(folder / n) for n in golden.images]
+        return [str(self.image_root() / n) for n in golden.images]
+
+    def _record_image_answer(self, golden, way: str, item, images: list[bytes]):
+        answer = self._answer(golden.prompt, way, item)
+        evidence.attach_images(dict(zip(golden.images, images)), len(self.evidence))
+        self.image_answers.append((golden, answer))
+        return answer
+
+    def ask_about_images(self, golden, stream: bool = False, chunk: int | None = None, **sampling):
+        """A chat question with the golden's images (base64 data URLs); `chunk` defaults to the golden's."""
+        images = self._images(golden)
+        payload = vc.image_payload(self.model, golden.prompt, images, chunk or golden.chunk, **sampling)
+        if stream:  # usage as for any chat stream: in a final chunk, when asked for
+            payload["stream_options"] = {"include_usage": True}
+        ex = self.client.stream(CHAT, payload) if stream else self.client.post_json(CHAT, payload)
+        return self._record_image_answer(golden, f"server, {'streamed' if stream else 'one piece'}", ex, images)
+
+    def ask_about_images_both_ways(self, goldens, **sampling):
+        self.pairs = [(self.ask_about_images(g, **sampling), self.ask_about_images(g, stream=True, **sampling))
+                      for g in goldens]
+        return self.pairs
+
+    def ask_cli_about_images(self, golden, *flags: str, chunk: int | None = None):
+        """`mlxk run` with `--image` files (and `--chunk` when the question needs it)."""
+        paths = self._image_paths(golden)
+        extra = self.suite.target.image_flags(paths, chunk or golden.chunk)
+        args = self.suite.target.ask_args(self.model, golden.prompt, {"temperature": 0}, *extra, *flags)
+        suite = self.suite
+        suite.make_room_for_process(self.model)
+        result = run_cli(suite.target.command, args, suite.hf_home, suite.settings.cli_timeout)
+        way = "command line" + (" --json" if "--json" in flags else "")
+        return self._record_image_answer(golden, way, result, self._images(golden))
+
+    def ask_cli_missing_image(self, *flags: str) -> CliResult:
+        """`mlxk run --image` with a file that does not exist."""
+        missing = str(Path(tempfile.gettempdir()) / "mlx-e2e-no-such-folder" / vc.MISSING_IMAGE)
+        extra = self.suite.target.image_flags([missing], None)
+        args = self.suite.target.ask_args(self.model, vc.NEUTRAL_QUESTION.prompt, {"temperature": 0}, *extra, *flags)
+        return self.run_cli(*args, loads=self.model)
+
+    def ask_cli_not_an_image(self, *flags: str) -> CliResult:
+        """`mlxk run --image` with a file of text bytes named like a PNG."""
+        folder = evidence.EVIDENCE.parent / "vision-images"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "not-an-image.png"
+        path.write_bytes(vc.NOT_AN_IMAGE)
+        extra = self.suite.target.image_flags([str(path)], None)
+        args = self.suite.target.ask_args(self.model, vc.NEUTRAL_QUESTION.prompt, {"temperature": 0}, *extra, *flags)
+        return self.run_cli(*args, loads=self.model)
+
+    def any_text_only_chat_model(self) -> str | None:
+        """The first chat model without the vision capability that the RAM gate lets run (None: none)."""
+        vision = {m.id for m in self.suite.portfolio.vision}
+        return next((m.id for m in self.suite.portfolio.chat
+                     if m.id not in vision and not self.suite.gated_reason(m.id)), None)
+
+    def send_bad_images(self, rows) -> list:
+        """Each named bad image request, each followed by a good question about an image (for a
+        text-only model: a good text question)."""
+        good_golden = self.vision_goldens()[0]
+        good_image = self._images(good_golden)[0] if good_golden.images else vc.png((255, 0, 0))
+        for name, status in rows:
+            payload = vc.bad_image_payload(name, self.model, good_image)
+            ex = self.client.post_json(CHAT, payload)
+            ex.request_json = vc.redacted_request(payload, limit=4096)  # evidence without megabytes of base64
+            bad = self.record(ex)
+            if any(m.id == self.model for m in self.suite.portfolio.vision):
+                good = self.client.post_json(CHAT, vc.image_payload(self.model, good_golden.prompt, [good_image],
+                                                                    max_tokens=vc.MAX_TOKENS_AFTER_BAD))
+            else:
+                good = self.client.post_json(CHAT, chat_payload(self.model, self.facts.prompts[0], max_tokens=8))
+            self.bad_requests.append(BadRequestOutcome(name, status, bad, self.record(good)))
+        return self.bad_requests
+
+    def decode_vision_reference(self, goldens, max_tokens: int):
+        """mlx-vlm's greedy answers to the questions (each chunk of a chunked one on its own)."""
+        suite = self.suite
+        suite.make_room_for_process(self.model)
+        path = reference_decoder.snapshot_path(self.model, suite.hf_home)
+        questions = [vision_reference.Question(g.prompt, tuple(self._image_paths(g))) for g in goldens]
+        result = self.record(vision_reference.run(path, questions, max_tokens, suite.settings.cli_timeout))
+        self.vision_reference = vision_reference.parse(result)
+        return self.vision_reference

@@ -26,6 +26,12 @@ def attach(item: Exchange | CliResult, number: int) -> None:
         allure.attach(text, name=f"{kind} #{number} {name}", attachment_type=allure.attachment_type.TEXT)
 
 
+def attach_images(images: dict[str, bytes], number: int) -> None:
+    """Attach the images the scenario's `number`-th exchange or command asked about (PNG)."""
+    for name, data in images.items():
+        allure.attach(data, name=f"image #{number} {name}", attachment_type=allure.attachment_type.PNG)
+
+
 def keep_failure(scenario_name: str, items: list, server_log: Path | None) -> Path:
     """Write a failing scenario's evidence to reports/evidence/<scenario>/; returns the folder."""
     folder = EVIDENCE / re.sub(r"[^A-Za-z0-9._-]+", "_", scenario_name).strip("_")[:120]

@@ -31,6 +31,10 @@ CLI_ERROR = {
     "properties": {"status": {"const": "error"}, "data": {"type": "null"}, "error": _ERROR},
 }
 
+# A failed `mlxk run --json`: an error document that says which command failed.
+CLI_RUN_ERROR = {**CLI_ERROR, "required": [*CLI_ERROR["required"], "command"],
+                 "properties": {**CLI_ERROR["properties"], "command": {"const": "run"}}}
+
 # The fields of a `mlxk list --json` model entry that discovery and the suite rely on.
 FIELDS = ("name", "size_bytes", "framework", "model_type", "capabilities", "health", "runtime_compatible")
 LIST_SCHEMA = {

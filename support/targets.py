@@ -68,3 +68,7 @@ class MlxKnife:
             raise ValueError(f"mlxk run has no option for {unknown}")
         args = [str(a) for key, value in sampling.items() for a in (options[key], value)]
         return ("run", model_id, *(() if prompt is None else (prompt,)), *args, *flags)
+
+    def image_flags(self, paths: list[str], chunk: int | None) -> tuple[str, ...]:
+        """`mlxk run` flags for a question about image files (and images per model call)."""
+        return ("--image", *paths, *(("--chunk", str(chunk)) if chunk else ()))

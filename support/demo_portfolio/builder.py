@@ -146,7 +146,29 @@ def capability_builders():
 
     return (
         ("embeddings", lambda work, assets, log: embedders.build_embedders(work, seed=11, log=log)),
+        ("vision", _build_vision),
     )
+
+
+def _build_vision(work: Path, assets_dir: Path, log: Callable[[str], None]) -> list[tuple[str, dict, dict]]:
+    """The demo vision models; their images go to `assets_dir`, named in the goldens (and the
+    goldens say where: `image_paths`, relative to the demo root)."""
+    from . import vision
+
+    repos, assets, facts = vision.build_vision(work, log=log)
+    assets_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in assets.items():
+        (assets_dir / name).write_bytes(data)
+    built = []
+    for repo_id, files in repos.items():
+        entry = dict(facts[repo_id])
+        entry.pop("id", None)
+        entry["goldens"] = [{**g, "image_paths": [f"{ASSETS}/{n}" for n in g["images"]],
+                             # several images in one question: mlx-knife must be asked for one chunk
+                             **({"chunk": len(g["images"])} if len(g["images"]) > 1 else {})}
+                            for g in entry["goldens"]]
+        built.append((repo_id, files, entry))
+    return built
 
 
 def build(root: Path, log: Callable[[str], None] = print, force: bool = False) -> Path:

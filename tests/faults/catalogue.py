@@ -575,5 +575,72 @@ def _(req, model):
                                "usage": {"prompt_tokens": 0, "total_tokens": 0}})
 
 
+# --- vision: questions about images (features/vision.feature) --------------------------------
+
+VISION = "mlx-e2e-demo/vision-style"
+VISION_ANSWERS = _slice("vision-answers", "questions about images: well-formed, clean, golden (server)",
+                        "--tags=@vision", "--tags=@server", "-n",
+                        "answers a question about an image, in one piece|gives its golden answers about images",
+                        model=VISION)
+VISION_ERRORS = _slice("vision-errors", "bad images get clean 4xx errors (KI-204 fails its last row)",
+                       "--tags=@vision", "-n", "refuses bad images cleanly", model=VISION)
+
+
+def _image_parts(doc: object) -> list[list]:
+    """The content lists of the user messages of a chat request that carry image_url parts."""
+    messages = doc.get("messages") if isinstance(doc, dict) else None
+    return [m["content"] for m in messages or () if isinstance(m, dict) and isinstance(m.get("content"), list)
+            and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"])]
+
+
+@fault("vision-image-ignored", "modality dropped", VISION_ANSWERS,
+       ("gives its golden answers about images",), on=hook("upstream"),
+       does="the image_url parts of a chat request never reach the server: the model answers the text alone")
+def _(req, model):
+    doc = req.json
+    contents = _image_parts(doc) if req.posts_to(CHAT) else []
+    for content in contents:
+        content[:] = [p for p in content if not (isinstance(p, dict) and p.get("type") == "image_url")]
+    return req.with_json(doc) if contents else req
+
+
+@fault("vision-images-swapped", "modality order", VISION_ANSWERS,
+       ("gives its golden answers about images",), on=hook("upstream"),
+       does="the images of a multi-image message reach the model in reverse order",
+       missing_check="the demo's only two-image golden (red, blue) has no counterpart in the other order, and the "
+                     "model answers it from the prompt alone ([blue, red] and [red, red] with chunk 2 also get "
+                     "'The first is red, the second is blue.'): the vision builder needs a [blue, red] golden")
+def _(req, model):
+    doc = req.json
+    contents = _image_parts(doc) if req.posts_to(CHAT) else []
+    for content in contents:
+        at = [i for i, p in enumerate(content) if isinstance(p, dict) and p.get("type") == "image_url"]
+        for i, j in zip(at, reversed(at)):
+            if i < j:
+                content[i], content[j] = content[j], content[i]
+    return req.with_json(doc) if contents else req
+
+
+@fault("vision-end-token", "end-token leak", VISION_ANSWERS,
+       ("answers a question about an image, in one piece",), on=hook("batch"),
+       does="batch answers about an image end with the model's end token </s>; text-only answers are clean")
+def _(req, resp, model):
+    doc = resp.json
+    if req.posts_to(CHAT) and _image_parts(req.json) and resp.status == 200 and isinstance(doc, dict):
+        doc["choices"][0]["message"]["content"] += "</s>"
+        return resp.set_json(doc)
+    return resp
+
+
+@fault("vision-bad-image-500", "error handling", VISION_ERRORS, ("refuses bad images cleanly",), on=hook("batch"),
+       does="every rejected request with an image is answered 500 internal_error instead of its 4xx")
+def _(req, resp, model):
+    if req.posts_to(CHAT) and _image_parts(req.json) and 400 <= resp.status < 500:
+        resp.status = 500
+        resp.set_json({"status": "error", "error": {"type": "internal_error", "message": "image processing failed",
+                                                    "retryable": False}})
+    return resp
+
+
 CATALOGUE: tuple[Fault, ...] = tuple(BY_NAME.values())
 SELECTIONS: tuple[Selection, ...] = tuple(dict.fromkeys(f.selection for f in CATALOGUE))
