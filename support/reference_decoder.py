@@ -89,35 +89,46 @@ class ReferenceRun:
         return "\n".join(lines)
 
 
+def module_command(module: str, model_path: Path, max_tokens: int, options: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """A reference module's command line: this interpreter, `python -m module`, the model and options."""
+    argv = [sys.executable, "-m", module, "--model-path", str(model_path), "--max-tokens", str(max_tokens)]
+    for flag, value in options:
+        argv += [flag, value]
+    return tuple(argv)
+
+
+def run_command(argv: Sequence[str], timeout: float) -> CliResult:
+    """Run a reference in a subprocess (offline, own process group), killed on timeout, kind "reference"."""
+    return run_cli(argv[:1], argv[1:], None, timeout, kind="reference")
+
+
+def parse_answers(result: CliResult, what: str, build) -> tuple:
+    """`build(answer)` for each answer a finished reference printed; HarnessError (with the command
+    and its output) when it failed or printed no valid answer document."""
+    if result.returncode != 0:
+        raise HarnessError(f"{what} failed (a harness problem, not the SUT's):\n" + result.describe(limit=2000))
+    try:
+        return tuple(build(a) for a in json.loads(result.stdout)["answers"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise HarnessError(f"{what} printed no valid answer document ({e}):\n"
+                           + result.describe(limit=2000)) from None
+
+
 def command(model_path: Path, prompts: Sequence[str], max_tokens: int) -> tuple[str, ...]:
     """The subprocess' command line: this interpreter, this module."""
-    argv = [sys.executable, "-m", "support.reference_decoder", "--model-path", str(model_path),
-            "--max-tokens", str(max_tokens)]
-    for p in prompts:
-        argv += ["--prompt", p]
-    return tuple(argv)
+    return module_command("support.reference_decoder", model_path, max_tokens, [("--prompt", p) for p in prompts])
 
 
 def run(model_path: Path, prompts: Sequence[str], max_tokens: int, timeout: float) -> CliResult:
     """Run the reference decoder in a subprocess (offline, own process group), killed on timeout."""
-    argv = command(model_path, prompts, max_tokens)
-    return run_cli(argv[:1], argv[1:], None, timeout, kind="reference")
+    return run_command(command(model_path, prompts, max_tokens), timeout)
 
 
 def parse(result: CliResult) -> ReferenceRun:
     """The answers of a finished run; HarnessError (with the command and its output) otherwise."""
-    if result.returncode != 0:
-        raise HarnessError("the reference decoder failed (a harness problem, not the SUT's):\n"
-                             + result.describe(limit=2000))
-    try:
-        doc = json.loads(result.stdout)
-        answers = tuple(ReferenceAnswer(a["prompt"], a["chat_prompt"], a["prompt_tokens"],
-                                        tuple(a["token_ids"]), a["eos_id"], a["finish_reason"], a["text"])
-                        for a in doc["answers"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise HarnessError(f"the reference decoder printed no valid answer document ({e}):\n"
-                             + result.describe(limit=2000)) from None
-    return ReferenceRun(result, answers)
+    return ReferenceRun(result, parse_answers(result, "the reference decoder", lambda a: ReferenceAnswer(
+        a["prompt"], a["chat_prompt"], a["prompt_tokens"], tuple(a["token_ids"]), a["eos_id"],
+        a["finish_reason"], a["text"])))
 
 
 # --- in the subprocess -----------------------------------------------------------------
@@ -172,11 +183,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reference_decoder: no model at {path} (expected a snapshot folder with config.json)",
               file=sys.stderr)
         return EXIT_ERROR
+    return print_answers("reference_decoder", path, lambda: decode_all(str(path), args.prompt, args.max_tokens))
+
+
+def print_answers(name: str, model_path, compute) -> int:
+    """Print the document `compute()` returns (exit 0), or one stderr line and EXIT_ERROR when it
+    raises: one line for the suite's failure message, whatever the model library raised."""
     try:
-        doc = decode_all(str(path), args.prompt, args.max_tokens)
-    except Exception as e:  # one line for the suite's failure message, whatever mlx-lm raised
-        print(f"reference_decoder: cannot decode with the model at {path}: {type(e).__name__}: {e}",
-              file=sys.stderr)
+        doc = compute()
+    except Exception as e:  # noqa: BLE001
+        print(f"{name}: cannot decode with the model at {model_path}: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_ERROR
     sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
     return 0

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .cli_runner import CliResult, run_cli
-from .errors import HarnessError
+from .cli_runner import CliResult
+from .reference_decoder import EXIT_ERROR, module_command, parse_answers, print_answers, run_command
 
-EXIT_ERROR = 2
 
 
 def mlxk_prompt(prompt: str, n_images: int) -> str:
@@ -74,32 +73,20 @@ class VisionReferenceRun:
 
 
 def command(model_path: Path, questions: Sequence[Question], max_tokens: int) -> tuple[str, ...]:
-    argv = [sys.executable, "-m", "support.vision_reference", "--model-path", str(model_path),
-            "--max-tokens", str(max_tokens)]
-    for q in questions:
-        argv += ["--question", json.dumps({"prompt": q.prompt, "images": list(q.images)})]
-    return tuple(argv)
+    return module_command("support.vision_reference", model_path, max_tokens,
+                          [("--question", json.dumps({"prompt": q.prompt, "images": list(q.images)})) for q in questions])
 
 
 def run(model_path: Path, questions: Sequence[Question], max_tokens: int, timeout: float) -> CliResult:
     """The reference in a subprocess (offline, own process group), recorded as kind "reference"."""
-    argv = command(model_path, questions, max_tokens)
-    return run_cli(argv[:1], argv[1:], None, timeout, kind="reference")
+    return run_command(command(model_path, questions, max_tokens), timeout)
 
 
 def parse(result: CliResult) -> VisionReferenceRun:
     """The answers of a finished run; HarnessError (with the command and its output) otherwise."""
-    if result.returncode != 0:
-        raise HarnessError("the vision reference failed (a harness problem, not the SUT's):\n"
-                           + result.describe(limit=2000))
-    try:
-        doc = json.loads(result.stdout)
-        answers = tuple(VisionReferenceAnswer(Question(a["prompt"], tuple(a["images"])), a["formatted"], a["text"],
-                                              a["finish_reason"], a["generation_tokens"]) for a in doc["answers"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise HarnessError(f"the vision reference printed no valid answer document ({e}):\n"
-                           + result.describe(limit=2000)) from None
-    return VisionReferenceRun(result, answers)
+    return VisionReferenceRun(result, parse_answers(result, "the vision reference", lambda a: VisionReferenceAnswer(
+        Question(a["prompt"], tuple(a["images"])), a["formatted"], a["text"], a["finish_reason"],
+        a["generation_tokens"])))
 
 
 # --- in the subprocess -----------------------------------------------------------------
@@ -138,14 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (Path(args.model_path) / "config.json").is_file() or missing:
         print(f"vision_reference: no model at {args.model_path} or missing images {missing}", file=sys.stderr)
         return EXIT_ERROR
-    try:
-        doc = answer_all(args.model_path, questions, args.max_tokens)
-    except Exception as e:  # one line for the suite's failure message, whatever mlx-vlm raised
-        print(f"vision_reference: cannot decode with the model at {args.model_path}: {type(e).__name__}: {e}",
-              file=sys.stderr)
-        return EXIT_ERROR
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
-    return 0
+    return print_answers("vision_reference", args.model_path,
+                         lambda: answer_all(args.model_path, questions, args.max_tokens))
 
 
 if __name__ == "__main__":

@@ -99,6 +99,15 @@ def worst_margin(model: nn.Module, examples: list[Example]) -> float:
     return mx.min(mx.where(mask > 0, both, 1e9)).item()
 
 
+def optimise(model: nn.Module, loss_fn, opt, steps: int) -> None:
+    """`steps` optimiser steps on `loss_fn(model)` (the demo models' one training loop)."""
+    step = nn.value_and_grad(model, loss_fn)
+    for _ in range(steps):
+        _, grads = step(model)
+        opt.update(model, grads)
+        mx.eval(model.parameters(), opt.state)
+
+
 def train(examples: list[Example], config: dict, seed: int, quantize_bits: int | None) -> tuple[nn.Module, int]:
     """Train from `seed` until the worst margin clears MIN_MARGIN; returns (model, steps)."""
     mx.random.seed(seed)
@@ -120,13 +129,9 @@ def train(examples: list[Example], config: dict, seed: int, quantize_bits: int |
         short = nn.relu(2 * MIN_MARGIN - _margins(_penalize(logits, recent), targets))
         return ((ce + short) * mask).sum() / mask.sum()
 
-    step = nn.value_and_grad(model, loss_fn)
     steps = 0
     while steps < MAX_STEPS:
-        for _ in range(STEP_CHUNK):
-            _, grads = step(model)
-            opt.update(model, grads)
-            mx.eval(model.parameters(), opt.state)
+        optimise(model, loss_fn, opt, STEP_CHUNK)
         steps += STEP_CHUNK
         if quantize_bits is None:
             if worst_margin(model, examples) >= MIN_MARGIN:

@@ -298,7 +298,7 @@ def train(cases: list[_Case], config: dict, seed: int) -> tuple[object, int]:
     import mlx.nn as nn
     import mlx.optimizers as optim
 
-    from .training import MIN_MARGIN, _margins, _penalize
+    from .training import MIN_MARGIN, _margins, _penalize, optimise
 
     mx.random.seed(seed)
     model = _new_model(config)
@@ -317,13 +317,9 @@ def train(cases: list[_Case], config: dict, seed: int) -> tuple[object, int]:
         t, r = batch.live_targets, batch.live_recent
         return mx.min(mx.minimum(_margins(logits, t), _margins(_penalize(logits, r), t))).item()
 
-    step = nn.value_and_grad(model, loss_fn)
     steps = 0
     while steps < MAX_STEPS:
-        for _ in range(CHECK_EVERY):
-            _, grads = step(model)
-            opt.update(model, grads)
-            mx.eval(model.parameters(), opt.state)
+        optimise(model, loss_fn, opt, CHECK_EVERY)
         steps += CHECK_EVERY
         if worst() >= MIN_MARGIN:
             return model, steps
