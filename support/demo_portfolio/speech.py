@@ -34,10 +34,13 @@ from .models import ORG
 
 SAMPLE_RATE = 16000
 # mlx-knife 2.0.8 gives Whisper this initial prompt on transcription when the caller gives
-# none (operations/run.py, core/server/handlers/audio.py), and none on translation: the
-# model is trained for exactly these two flows (a caller's own prompt is untrained).
+# none (operations/run.py, core/server/handlers/audio.py), and none on translation; a chat
+# completion with input_audio and no text gets CHAT_PROMPT instead (tools/vision_adapter.py).
+# The model is trained for exactly these flows (a caller's own prompt is untrained).
 DEFAULT_PROMPT = "Transcribe this audio."
-FLOWS = (("transcribe", DEFAULT_PROMPT), ("translate", None))  # (task, initial prompt)
+CHAT_PROMPT = "Transcribe what is spoken in this audio."
+FLOWS = (  # (task, initial prompt)
+    ("transcribe", DEFAULT_PROMPT), ("transcribe", CHAT_PROMPT), ("translate", None))
 LANGUAGE_WEIGHT = 10  # loss weight of language detection: few positions, all from the audio
 TIME_PRECISION = 0.02  # seconds per timestamp token (30 s / 1500 audio frames)
 N_LANGUAGES = 99
@@ -99,22 +102,24 @@ SPEECH_SPECS: tuple[SpeechSpec, ...] = (
 
 # -- the clips
 
-def synthesize(clip: Clip) -> bytes:
-    """The clip as a 16 kHz mono 16-bit WAV: one enveloped two-tone syllable per pair."""
-    n = int(SAMPLE_RATE * clip.seconds)
-    t = np.arange(n) / SAMPLE_RATE
+def synthesize(clip: Clip, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """The clip as a mono 16-bit WAV (16 kHz: what the model is trained on): one enveloped
+    two-tone syllable per pair."""
+    n = int(sample_rate * clip.seconds)
+    t = np.arange(n) / sample_rate
     signal = np.zeros(n)
     width = n // len(clip.tones)
     for i, (low, high) in enumerate(clip.tones):
         part = slice(i * width, (i + 1) * width)
         envelope = np.sin(np.pi * np.arange(width) / width)
-        signal[part] = envelope * (0.5 * np.sin(2 * np.pi * low * t[part]) + 0.3 * np.sin(2 * np.pi * high * t[part]))
+        tones = 0.5 * np.sin(2 * np.pi * low * t[part]) + 0.3 * np.sin(2 * np.pi * high * t[part])
+        signal[part] = envelope * tones
     pcm = np.round(signal * 0.8 * 32767).astype("<i2")
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
+        w.setframerate(sample_rate)
         w.writeframes(pcm.tobytes())
     return buf.getvalue()
 
@@ -318,7 +323,7 @@ def build_speech(work: Path, seed: int = 12, log: Callable[[str], None] = print)
             "kind": "speech",
             "translate": spec.translate,
             "capabilities": ["audio", "audio-translate-en"] if spec.translate else ["audio"],
-            "default_prompt": DEFAULT_PROMPT,
+            "prompts": {"transcribe": DEFAULT_PROMPT, "chat": CHAT_PROMPT},
             "clips": [{"file": c.filename, "language": c.language, "seconds": c.seconds,
                        "transcript": c.transcript,
                        **({"translation": c.translation} if spec.translate else {})} for c in CLIPS],
