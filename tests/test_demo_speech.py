@@ -19,6 +19,8 @@ import pytest
 from support.cli_runner import run_cli
 from support.demo_portfolio import hf_cache, speech
 
+pytestmark = pytest.mark.live  # builds the speech models and runs the SUT's command line
+
 MLXK = (str(Path(sys.executable).parent / "mlxk"),)
 RUN_TIMEOUT = 120.0
 MULTILINGUAL = f"{speech.ORG}/whisper-style"

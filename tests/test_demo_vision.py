@@ -20,6 +20,8 @@ from support.demo_portfolio import hf_cache
 from support.demo_portfolio.models import ORG
 from support.demo_portfolio.vision import FAMILY, GOLDENS, IMAGE_SIZE, QUANTIZE_BITS, REPO_NAME, build_vision
 
+pytestmark = pytest.mark.live  # builds the vision models and runs the SUT's command line
+
 MODEL_ID = f"{ORG}/{REPO_NAME}"
 QUANTIZED_ID = f"{MODEL_ID}-{QUANTIZE_BITS}bit"
 RUN_TIMEOUT = 120.0
