@@ -17,7 +17,8 @@ from support.paths import REGISTRY, ROOT
 # A clean model, and models that show each kind of registered defect (arctic-style-embed: the
 # embedding ones; the scenarios that take any embedding model take it).
 SLICE = ("mlx-e2e-demo/gemma-style", "mlx-e2e-demo/phi3-style", "mlx-e2e-demo/utf8-style",
-         "mlx-e2e-demo/reasoning-style", "mlx-e2e-demo/base-style", "mlx-e2e-demo/arctic-style-embed")
+         "mlx-e2e-demo/reasoning-style", "mlx-e2e-demo/base-style", "mlx-e2e-demo/arctic-style-embed",
+         "mlx-e2e-demo/vision-style")
 
 
 def test_exactly_the_registered_failures_happen(demo_root, tmp_path):
