@@ -15,7 +15,6 @@ Feature: The server rejects bad input cleanly and survives real clients
       Given a server for the portfolio model "<model>"
       When I send each bad request, each followed by a valid request:
         | bad request                     | status |
-        | an unknown model                | 404    |
         | malformed JSON                  | 400    |
         | no messages                     | 400    |
         | max_tokens given as text        | 400    |

@@ -63,6 +63,8 @@ TOKEN_LIMIT = _server("token-limit", "max_tokens below the natural length", "A t
 STOP = _server("stop", "stop strings, batch and streamed (KI-004 fails these on every model)", "stop strings? cuts")
 BAD_REQUESTS = _server("bad-requests", "bad requests get clean 4xx errors (KI-005 fails this on every model)",
                        "Bad requests to")
+NOT_INSTALLED_RACE = _server("not-installed", "a model that is not installed is refused (KI-008: too slowly)",
+                             "A request for a model that is not installed")
 CONCURRENCY = _server("concurrency", "four simultaneous golden requests", "Four simultaneous requests")
 DISCONNECT = _server("disconnect", "a streaming client hangs up, then a new request",
                      "recovers when a streaming client hangs up")
@@ -313,7 +315,8 @@ class _(StopInProxy):
 
 # --- error handling (KI-005 covers the whole bad-request table, on every model) ---------------
 
-@fault("unknown-model-500", "unknown model / error handling", BAD_REQUESTS, ("Bad requests to",), on=hook("batch"),
+@fault("unknown-model-500", "unknown model / error handling", NOT_INSTALLED_RACE,
+       ("A request for a model that is not installed",), on=hook("batch"),
        does="an unknown model is answered 500, not 404")
 def _(req, resp, model):
     if resp.status == 404:
