@@ -52,6 +52,15 @@ Feature: Vision models answer questions about images
       Examples: every vision model of the demo portfolio
         | model |
 
+    @portfolio.vision @server @use.with_portfolio=demo
+    Scenario Outline: <model> asked about two images one at a time answers each, in the order they were sent
+      Given a server for the portfolio model "<model>"
+      When I ask the model its question about two images, one image at a time
+      Then the answer holds, for each image in the order sent, the golden answer about that image alone
+
+      Examples: every vision model of the demo portfolio
+        | model |
+
     @portfolio.vision @server @streaming
     Scenario Outline: A streamed answer of <model> about an image arrives in pieces
       Given a server for the portfolio model "<model>"

@@ -19,6 +19,14 @@ def _first(sut):
     return sut.vision_goldens()[0]
 
 
+def _pair(sut):
+    """The model's (first) golden question about two images."""
+    pair = next((g for g in sut.vision_goldens() if len(g.images) > 1), None)
+    if pair is None:
+        raise HarnessError(f"{sut.model} has no golden question about two images")
+    return pair
+
+
 def _answers(context):
     found = context.sut.image_answers
     if not found:
@@ -52,10 +60,12 @@ def step_each_both(context):
 
 @when("I ask the model its question about two images without saying how to batch them")
 def step_two_default_chunk(context):
-    pair = next((g for g in context.sut.vision_goldens() if len(g.images) > 1), None)
-    if pair is None:
-        raise HarnessError(f"{context.sut.model} has no golden question about two images")
-    context.sut.ask_about_images(replace(pair, chunk=None))
+    context.sut.ask_about_images(replace(_pair(context.sut), chunk=None))
+
+
+@when("I ask the model its question about two images, one image at a time")
+def step_two_one_at_a_time(context):
+    context.sut.ask_about_images(replace(_pair(context.sut), chunk=1))
 
 
 @when("I ask the model its first question about an image on the command line {output:Output}")
@@ -130,6 +140,13 @@ def step_golden(context):
     for golden, answer in _answers(context):
         expect.same_text(golden.answer, vc.model_text(answer.text), f"{answer.way} answer to {golden.describe()}",
                          answer.describe())
+
+
+@then("the answer holds, for each image in the order sent, the golden answer about that image alone")
+def step_in_image_order(context):
+    golden, answer = _answers(context)[-1]
+    vc.check_answered_in_image_order(answer.text, vc.answers_alone(context.sut.vision_goldens(), golden),
+                                     f"{answer.way} answer to {golden.describe()}", answer.describe())
 
 
 @then("the streamed answer came in more than one content chunk")

@@ -170,6 +170,31 @@ def model_text(text: str) -> str:
     return IMAGE_TABLE.sub(lambda m: "" if IMAGE_TABLE_MARKER in m[0] else m[0], text)
 
 
+def texts_after_tables(text: str) -> list[str]:
+    """The model's texts of an answer given image by image (chunks): the text after each of
+    mlx-knife's image tables, in order (stripped)."""
+    tables = [m for m in IMAGE_TABLE.finditer(text) if IMAGE_TABLE_MARKER in m[0]]
+    ends = [m.start() for m in tables[1:]] + [len(text)]
+    return [text[m.end():end].strip() for m, end in zip(tables, ends)]
+
+
+def answers_alone(goldens: tuple[VisionGolden, ...], several: VisionGolden) -> list[str]:
+    """The golden answers of `several`'s question about each of its images alone, in its image order."""
+    alone = {g.images[0]: g.answer for g in goldens if g.prompt == several.prompt and len(g.images) == 1}
+    missing = [n for n in several.images if n not in alone]
+    if missing:
+        raise HarnessError(f"the demo has no golden of {several.prompt!r} about {missing} alone")
+    return [alone[n] for n in several.images]
+
+
+def check_answered_in_image_order(text: str, expected: list[str], what: str, evidence: str = "") -> None:
+    """An answer given image by image holds one text per image, each the golden answer about that
+    image alone, in the order the images were sent."""
+    got = texts_after_tables(text)
+    that(got == expected, f"{what}: expected one answer per image, in the order the images were sent: "
+                          f"{expected!r}; got {got!r} from {clipped(text)}", evidence)
+
+
 def check_text_alone(text: str, what: str, evidence: str = "") -> None:
     """A failed check when the answer holds mlx-knife's image table (hashed file names)."""
     table = image_table(text)

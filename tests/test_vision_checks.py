@@ -46,6 +46,21 @@ def test_model_text_takes_out_every_image_table_and_nothing_else():
     assert vc.image_table(other) is None and vc.image_table(TABLE + "x") is not None
 
 
+def test_answers_given_image_by_image_are_read_in_order():
+    two = f"{TABLE}The square is red.\n\n{TABLE}The square is blue."
+    assert vc.texts_after_tables(two) == ["The square is red.", "The square is blue."]
+    assert vc.texts_after_tables("The square is red.") == []
+    goldens = (vc.VisionGolden("Q?", ("red.png",), "Red."), vc.VisionGolden("Q?", ("blue.png",), "Blue."),
+               vc.VisionGolden("Other?", ("green.png",), "Green."))
+    pair = vc.VisionGolden("Q?", ("blue.png", "red.png"), "", chunk=2)
+    assert vc.answers_alone(goldens, pair) == ["Blue.", "Red."]
+    with pytest.raises(HarnessError, match="green.png"):
+        vc.answers_alone(goldens, vc.VisionGolden("Q?", ("red.png", "green.png"), ""))
+    vc.check_answered_in_image_order(two, ["The square is red.", "The square is blue."], "answer")
+    with pytest.raises(AssertionError, match=r"in the order the images were sent.*got \['The square is red."):
+        vc.check_answered_in_image_order(two, ["The square is blue.", "The square is red."], "answer")
+
+
 def test_check_text_alone_fails_on_the_table_only():
     vc.check_text_alone("The square is red.", "answer")
     with pytest.raises(AssertionError, match="table of image files"):
