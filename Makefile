@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 
 ## e2e: the live acceptance run (demo portfolio unless HF_HOME is set); one shard of it with
 ## make e2e REPORTS=reports-1 ARGS="-D shard=1/2" (each run's reports in their own folder)
+## JOBS=N: N shards side by side, merged into $(REPORTS) (auto: 2 on the demo portfolio, else 1; support/parallel.py)
 REPORTS ?= reports
 ARGS    ?=
+JOBS    ?= auto
 e2e: $(STAMP)
-	rm -rf $(REPORTS)
-	export MLX_E2E_REPORTS=$(abspath $(REPORTS)); \
-	$(BIN)/behave --tags=@live_e2e $(ARGS); $(BIN)/python -m support.verdict $$?
+	$(BIN)/python -m support.parallel --jobs $(JOBS) --reports $(REPORTS) $(ARGS)
 
 ## test: the suite's own tests (the HTML report test needs Debian's chromium: installed if missing)
 test: $(STAMP) chromium

@@ -104,11 +104,12 @@ def judge(verdict: dict, say: Callable[[str], None] = _say) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], reports: Path = REPORTS) -> int:
+    """The exit code of a live run that behave ended with argv[0] (its reports in `reports`)."""
     behave_code = int(argv[0]) if argv else 1
     if behave_code == 0:
         return 0
-    verdict = read()
+    verdict = read(reports)
     if verdict is None:
         _say(f"behave exited {behave_code} before the run finished (no {VERDICT})")
         return behave_code
