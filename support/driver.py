@@ -23,7 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
-from . import embedding_checks, evidence, reference_decoder, schemas
+from . import api_checks, embedding_checks, evidence, load, reference_decoder, schemas
 from .cli_runner import CliResult, plain_answer, run_cli, run_in_terminal
 from .errors import HarnessError
 from .expect import that
@@ -31,11 +31,13 @@ from .model_facts import EmbeddingFacts, ModelFacts
 from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, Client, Exchange, batch_content, chat_payload, completion_payload,
                           disconnect_mid_stream, joined_content)
 from .openai_sdk import sdk_answers
-from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request
+from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request, stop_strings
+from .server_pool import SERVE, Retired
 from .targets import EMBED_SERVE, PROXY
 from . import vision_checks as vc, vision_reference  # noqa: E402  (the vision section, at the end)
 
 NO_PROMPT_LIMIT = 20.0  # seconds: a CLI that has not noticed the missing prompt by then hangs
+DEATH_WAIT = 1.0  # seconds: a dropped connection is seen a moment before the server's process is gone
 # Sentences for an embedding model without golden facts (a user's portfolio).
 NEUTRAL_SENTENCES = ("The cat sits on the mat.", "A cat is sitting on the mat.", "Stock markets fell sharply today.")
 
@@ -163,6 +165,9 @@ class Sut:
     last: Exchange | CliResult | None = None  # the latest exchange or command
     image_answers: list = field(default_factory=list)  # (VisionGolden, Answer) per question about images
     vision_reference: object | None = None  # support.vision_reference.VisionReferenceRun
+    load: object | None = None  # support.load.LoadRun of the @load scenario
+    load_setup: list[str] = field(default_factory=list)  # what the load's baseline could not ask
+    servers: list = field(default_factory=list)  # every LocalServer the scenario talks to
 
     # --- what is tested ---------------------------------------------------------------------
 
@@ -185,8 +190,38 @@ class Sut:
         """A running server for the model (resident from an earlier scenario, or started now)."""
         self.use_model(model_id)
         settings = self.suite.settings
-        self.server = self.suite.server(model_id)
+        self.server = self._acquire(model_id)
         self.client = Client(self.server.base_url, settings.request_timeout, settings.stream_timeout)
+
+    def _acquire(self, model_id: str, kind: str = SERVE):
+        """A server from the pool; one that hung earlier in the run is not asked again (a failed check)."""
+        try:
+            server = self.suite.server(model_id, kind)
+        except Retired as e:
+            raise AssertionError(f"the server for {model_id} hung earlier in this run and was stopped; it is not "
+                                 f"started again (a hang costs one timeout per model): {e.why}") from None
+        self.servers.append(server)
+        return server
+
+    # --- a server that dies or hangs ------------------------------------------------------------
+
+    def check_server(self, ex: Exchange) -> None:
+        """A failed check when the exchange's server hung (no answer within the timeout: the pool
+        retires it) or died under it (the log's last lines shown; the pool starts a fresh one later)."""
+        server = next((s for s in reversed(self.servers) if ex.url.startswith(s.base_url + "/")), None)
+        if server is None or ex.error is None or ex.closed_by_client:
+            return
+        where = f"{ex.method} {ex.url.removeprefix(server.base_url)}"
+        if ex.timed_out:
+            why = f"{where}: {ex.error}"
+            self.suite.pool.retire(server, why)
+            raise AssertionError(f"{server.name} for {server.model} hung: {why}; the server was stopped and the "
+                                 f"model's later scenarios fail at once; log: {server.log_path}; last lines: "
+                                 f"{server.last_lines()}\n{ex.describe()}")
+        if server.ended_within(DEATH_WAIT):
+            raise AssertionError(f"{server.name} for {server.model} crashed: the process {server.how_it_ended()} "
+                                 f"during {where} ({ex.error}); a fresh server serves later scenarios; log: "
+                                 f"{server.log_path}; last lines:\n{server.tail(15)}")
 
     # --- evidence -----------------------------------------------------------------------------
 
@@ -194,6 +229,8 @@ class Sut:
         self.evidence.append(item)
         evidence.attach(item, len(self.evidence))
         self.last = item
+        if isinstance(item, Exchange):
+            self.check_server(item)
         return item
 
     def _answer(self, prompt: str, way: str, item) -> Answer:
@@ -272,6 +309,48 @@ class Sut:
         return (self._answer(prompt, "openai client, one piece", batch),
                 self._answer(prompt, "openai client, streamed", stream))
 
+    # --- under load (support/load.py) ----------------------------------------------------------
+
+    def run_load(self):
+        """The mixed workload from several clients at once (count and time bounded, -D load_*); the
+        texts it must give: golden answers, else (and for text completions) the answer asked alone."""
+        settings, facts = self.suite.settings, self.facts
+        expected = [(p, facts.golden_for(p) or self._asked_alone(Api.CHAT, p)) for p in facts.prompts[:3]]
+        try:
+            stop = stop_strings(expected[0][1], 1)[0]
+        except HarnessError:
+            stop = None  # an answer too short to stop inside: the workload has no stop string
+        try:
+            completion = (facts.prompts[0], self._asked_alone(Api.TEXT, facts.prompts[0],
+                                                              max_tokens=load.COMPLETION_TOKENS))
+        except AssertionError as e:  # reported with the answers; the load still runs without it
+            completion, self.load_setup = None, [f"the text completion asked alone before the load failed, so the "
+                                                 f"workload has none: {str(e).splitlines()[0]}"]
+        hang_up = facts.longest.prompt if facts.goldens else facts.prompts[0]
+        jobs = load.plan(self.model, expected, stop, completion, hang_up)
+        self.load = load.run(self.client, jobs, settings.load_clients, settings.load_requests, settings.load_seconds,
+                             self.server.rss_bytes)
+        evidence.attach_text(self.load.series(), "load: RSS samples and every request")
+        for outcome in self.load.failed[:3]:  # the failures' exchanges; a server that hung or died fails here
+            self.record(outcome.exchange)
+        return self.load
+
+    def _asked_alone(self, api: Api, prompt: str, **sampling) -> str:
+        """The server's answer to one request asked alone (well-formed, or a failed check)."""
+        answer = self._answer(prompt, "server, alone before the load",
+                              self.client.post_json(api.value, api.payload(self.model, prompt, **sampling)))
+        api_checks.check_well_formed(answer.evidence)
+        return answer.text
+
+    def load_problems(self, answers: bool) -> list[str]:
+        """The load run's wrong answers and errors (``answers``), or its memory growth and slowdown."""
+        if self.load is None:
+            raise HarnessError("the scenario ran no load before checking it")
+        settings = self.suite.settings
+        if answers:
+            return self.load_setup + load.answer_problems(self.load)
+        return load.steady_problems(self.load, load.Bounds(settings.load_rss_growth_mb, settings.load_slowdown_factor))
+
     # --- the command line -----------------------------------------------------------------------
 
     def run_cli(self, *args: str, loads: str | None = None, timeout: float | None = None,
@@ -288,8 +367,13 @@ class Sut:
                 timeout: float | None = None, **sampling) -> Answer:
         """`prompt` on the command line (temperature 0 unless given), as a script or in a terminal."""
         model = model or self.model
+        hung = self.suite.cli_hung.get(model)
+        that(hung is None, f"the command line hung earlier in this run on {model} and is not asked again "
+                           f"(a hang costs one timeout per model): {hung}")
         args = self.suite.target.ask_args(model, prompt, {"temperature": 0, **sampling}, *flags)
         result = self.run_cli(*args, loads=model, timeout=timeout, terminal=terminal)
+        if result.timed_out and prompt is not None:
+            self.suite.cli_hung[model] = f"{' '.join(result.argv[-len(args):])!r} killed after {result.timeout:g} s"
         way = "command line" + (" --json" if "--json" in flags else "") + (" in a terminal" if terminal else "")
         answer = Answer(prompt or "", way, result)
         self.answers.append(answer)
@@ -320,7 +404,7 @@ class Sut:
         self.model, self.embedding = model_id, self.suite.embedding_facts(model_id)
         if server:
             settings = self.suite.settings
-            self.server = self.suite.server(model_id, EMBED_SERVE)
+            self.server = self._acquire(model_id, EMBED_SERVE)
             self.client = Client(self.server.base_url, settings.request_timeout, settings.stream_timeout)
 
     def any_embedding_model(self) -> str | None:
@@ -355,7 +439,7 @@ class Sut:
             raise HarnessError("the scenario started no embedding backend before the proxy")
         chat = self.any_chat_model()
         suite, settings = self.suite, self.suite.settings
-        proxy = suite.server(chat, PROXY + self.server.base_url)
+        proxy = self._acquire(chat, PROXY + self.server.base_url)
         if not self.server.alive():  # starting the proxy evicted its own backend
             raise HarnessError(f"the RAM budget holds no chat server beside the embedding backend of {self.model}; "
                                f"resident: {suite.pool.resident()}")

@@ -26,6 +26,11 @@ def attach(item: Exchange | CliResult, number: int) -> None:
         allure.attach(text, name=f"{kind} #{number} {name}", attachment_type=allure.attachment_type.TEXT)
 
 
+def attach_text(text: str, name: str) -> None:
+    """Attach a text (a series, a table) to the scenario's Allure result."""
+    allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+
+
 def attach_images(images: dict[str, bytes], number: int) -> None:
     """Attach the images the scenario's `number`-th exchange or command asked about (PNG)."""
     for name, data in images.items():

@@ -14,6 +14,10 @@ Figures per model, each with its unit, the number of samples and their median, m
 * ``embed_inputs_per_s``: embedding throughput: the inputs of a ``POST /v1/embeddings`` answered 200,
   divided by its request time (the model is loaded already).
 
+* ``load``: the @load scenario's run (features/load.feature, support/load.py): clients, requests,
+  errors, requests per second, latency p50/p95 of the requests answered right, the server's RSS
+  peak and its growth after warm-up (MiB); null for a model without a load run.
+
 Only exchanges that succeeded count: an HTTP error, a broken or cut stream, a timed-out or
 failed command says nothing about speed. Nothing here measures on its own: the hooks feed it
 the scenario's evidence (``Exchange`` and ``CliResult`` objects) and the server pool's starts.
@@ -49,6 +53,8 @@ MEANING = {
     "embed_server_startup": "mlxk embed-serve MODEL started until GET /health answered 200",
     "embed_inputs_per_s": "POST /v1/embeddings answered 200: inputs / request seconds",
 }
+LOAD_MEANING = ("@load: a mixed workload from several clients at once: requests, errors, requests_per_s, latency "
+                "p50/p95 (s) of the requests answered right, the server's RSS peak and growth after warm-up (MiB)")
 _COMPLETION_PATHS = (CHAT, COMPLETIONS)
 
 
@@ -139,6 +145,11 @@ class Collector:
     def __init__(self, models: Iterable[str] | None = None) -> None:
         self.models = set(models) if models is not None else None
         self.samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.loads: dict[str, dict] = {}  # model -> support.load.LoadRun.summary() of its @load run
+
+    def add_load(self, model: str, figures: dict) -> None:
+        """The figures of a model's load run (the last one counts)."""
+        self.loads[model] = dict(figures)
 
     def _add(self, model: str | None, figure: str, value: float | None) -> None:
         if model is not None and value is not None and math.isfinite(value):
@@ -177,8 +188,8 @@ class Collector:
     def record(self, model: str) -> dict:
         """One model's figures: name -> summary (with unit)."""
         got = self.samples.get(model, {})
-        return {name: summary(got.get(name, []), unit, 2 if unit.endswith("/s") else 4)
-                for name, unit in UNITS.items()}
+        return {**{name: summary(got.get(name, []), unit, 2 if unit.endswith("/s") else 4)
+                   for name, unit in UNITS.items()}, "load": self.loads.get(model)}
 
     def report(self, models: Iterable[str], machine: Mapping, *, sut_version: str = "",
                portfolio: str = "", gated: Mapping[str, str] | None = None) -> dict:
@@ -186,7 +197,7 @@ class Collector:
 
         ``models`` come first in their order; a model with samples but not listed follows.
         """
-        ordered = list(dict.fromkeys([*models, *sorted(self.samples)]))
+        ordered = list(dict.fromkeys([*models, *sorted(self.samples), *sorted(self.loads)]))
         gated = gated or {}
         return {
             "sut_version": sut_version,
@@ -194,6 +205,7 @@ class Collector:
             "machine": dict(machine),
             "units": dict(UNITS),
             "meaning": dict(MEANING),
+            "load_meaning": LOAD_MEANING,
             "models": [{"model": m, "gated": gated.get(m), **self.record(m)} for m in ordered],
         }
 
@@ -256,6 +268,11 @@ def format_table(report: Mapping) -> list[str]:
             s = rec[name]
             if s["median"] is not None:
                 cells.append(f"{label} {s['median']:g}{'' if s['unit'].endswith('/s') else ' s'}")
+        load = rec.get("load")
+        if load:
+            cells.append(f"load {load['requests']} req {load['requests_per_s']}/s p50 {load['latency_p50_s']} s "
+                         f"p95 {load['latency_p95_s']} s, RSS peak {load['rss_peak_mib']} MiB "
+                         f"growth {load['rss_growth_mib']} MiB")
         if cells:
             lines.append(f"{rec['model']}: " + ", ".join(cells))
     return lines

@@ -53,6 +53,8 @@ class Exchange:
     ttft_seconds: float | None = None
     chunk_texts: list[str] = field(default_factory=list)
     streamed: bool = False
+    timed_out: bool = False  # no answer, or no end of the stream, within the client's timeout
+    closed_by_client: bool = False  # the client hung up on purpose (disconnect_mid_stream)
 
     @property
     def content_type(self) -> str:
@@ -215,6 +217,7 @@ class Client:
             response = requests.request(ex.method, ex.url, timeout=self.timeout, **kwargs)
         except requests.RequestException as e:
             ex.error = _network_error(e, self.timeout)
+            ex.timed_out = isinstance(e, requests.Timeout)
         else:
             _record_head(ex, response)
             ex.body_text = response.content.decode("utf-8", errors="backslashreplace")
@@ -232,6 +235,7 @@ def read_stream(url: str, payload: dict, stream_timeout: float, stop_after: int 
         response = requests.post(url, json=payload, stream=True, timeout=(min(10.0, stream_timeout), stream_timeout))
     except requests.RequestException as e:
         ex.error = _network_error(e, stream_timeout)
+        ex.timed_out = isinstance(e, requests.Timeout)
         ex.seconds = time.monotonic() - started
         return ex
     _record_head(ex, response)
@@ -249,6 +253,7 @@ def read_stream(url: str, payload: dict, stream_timeout: float, stop_after: int 
         watchdog.cancel()
         response.close()
     if watchdog.fired or time.monotonic() >= deadline:
+        ex.timed_out = True
         ex.error = f"stream not finished within the {stream_timeout:g} s deadline (connection closed by the client)"
     ex.transcript = ex.body_text = body.text()
     if response.status_code != 200:
@@ -269,6 +274,7 @@ def _read_events(ex: Exchange, body: _RecordingBody, started: float, stop_after:
                     ex.ttft_seconds = time.monotonic() - started
         if stop_after is not None and len(ex.events) >= stop_after:
             ex.error = f"client closed the connection on purpose after {len(ex.events)} events"
+            ex.closed_by_client = True
             return
 
 

@@ -37,6 +37,8 @@ def after_scenario(context, scenario, issue) -> None:
     context.matrix.add(outlines.row_model(scenario), scenario.effective_tags, scenario.status,
                        issue.id if issue is not None else None)
     context.speed.add_evidence(context.sut.evidence)
+    if context.sut.load is not None:
+        context.speed.add_load(context.sut.model, context.sut.load.summary())
     if issue is not None:
         allure_results.mark_open_test_known(issue.id, issue.kind, issue.link)
 
