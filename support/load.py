@@ -30,6 +30,7 @@ from .openai_http import CHAT, COMPLETIONS, Client, Exchange, batch_content, cha
 
 HANG_UP_AFTER = 2  # events a hanging-up client reads before it closes the socket
 COMPLETION_TOKENS = 16  # a raw-prompt completion of a chat model is capped (it may run on)
+JUDGED_LINES = 3  # lines of a wrong answer's check message kept per request (what, expected, got)
 SAMPLE_EVERY = 0.25  # seconds between RSS samples
 # A slowdown counts when the fitted latency grows by the factor (Settings.load_slowdown_factor) AND by at
 # least this many seconds per request: a busy machine shifts short demo answers by a fraction of a second.
@@ -101,8 +102,8 @@ def judge(job: Job, ex: Exchange) -> str | None:
             return None
         api_checks.check_well_formed(ex)
         expect.same_text(job.expected, answer_text(ex), f"{job.kind} ({job.expected_from})")
-    except AssertionError as e:
-        return str(e).split("\n  line diff:")[0]
+    except AssertionError as e:  # what, expected and got; the whole exchange is in the evidence
+        return "\n".join(str(e).split("\n")[:JUDGED_LINES])
     return None
 
 
@@ -154,14 +155,14 @@ class LoadRun:
         return int(statistics.median(samples[-k:]) - statistics.median(samples[:k]))
 
     def slowdown(self) -> tuple[float, float] | None:
-        """(fitted relative latency at the first and at the last request after warm-up): each request's
+        """(fitted relative latency at the first and at the last request): each request's
         latency divided by the median of its own request kind and prompt, with a Theil-Sen line over
         the request order (robust to outliers). None with fewer than six requests to fit."""
         by_key: dict[tuple, list[float]] = {}
         for o in self.answered:
             by_key.setdefault(o.job.key, []).append(o.exchange.seconds)
         points = [(o.number, o.exchange.seconds / statistics.median(by_key[o.job.key])) for o in self.answered
-                  if o.job.kind != "hang-up" and o.number >= self.warmup and statistics.median(by_key[o.job.key]) > 0]
+                  if o.job.kind != "hang-up" and statistics.median(by_key[o.job.key]) > 0]
         if len(points) < 6 or len({n for n, _ in points}) < 2:
             return None
         xs, ys = zip(*points)

@@ -171,3 +171,30 @@ def test_servers_are_kept_by_kind_and_model(tmp_path: Path) -> None:
     bare = make_pool(tmp_path, budget=5 * NEED)
     with pytest.raises(SuiteError, match="starts no 'embed-serve' servers"):
         bare.acquire(A, "embed-serve")
+
+
+def test_a_dead_server_is_noticed_and_replaced(pool_of_two: ServerPool) -> None:
+    """A server killed from outside: the next acquire polls its process, collects it, starts afresh."""
+    pool = pool_of_two
+    a = pool.acquire(A)
+    pids = a.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    assert a.ended_within(5.0) and "SIGKILL" in a.how_it_ended()
+    fresh = pool.acquire(A)
+    assert fresh is not a and fresh.alive() and alive(pids) == []
+    assert [e[:2] for e in pool.events] == [("start", A), ("died", A), ("start", A)]
+
+
+def test_a_retired_server_is_stopped_and_refused(pool_of_two: ServerPool) -> None:
+    from support.server_pool import Retired
+
+    pool = pool_of_two
+    a, b = pool.acquire(A), pool.acquire(B)
+    pids = a.pids()
+    pool.retire(a, "POST /v1/chat/completions: no answer within 5 s")
+    assert alive(pids) == [] and pool.resident() == [B] and ("hung", A) in [e[:2] for e in pool.events]
+    with pytest.raises(Retired, match="no answer within 5 s"):
+        pool.acquire(A)
+    assert pool.acquire(B) is b  # other servers are unaffected
+    pool.retire(a, "again")  # a server the pool no longer holds: left alone

@@ -24,6 +24,8 @@ how fast a user's model should be.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from typing import Iterator
@@ -641,6 +643,65 @@ def _(req, resp, model):
         resp.set_json({"status": "error", "error": {"type": "internal_error", "message": "image processing failed",
                                                     "retryable": False}})
     return resp
+
+
+
+
+# --- endurance under load (features/load.feature) ---------------------------------------------
+
+LOAD = _slice("load", "the load scenario, 4 s and at most 40 requests from 3 clients", "--tags=@load",
+              "-D", "load_seconds=4", "-D", "load_requests=40")
+LEAK_PER_REQUEST = 16 * 1024 * 1024  # bytes the leaking server keeps per request
+
+
+class _PerRequest(Hooks):
+    """Counts the completion requests (POST) the server has been sent."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.lock = threading.Lock()
+        self.posts = 0
+
+    def count(self, req: Request) -> int:
+        """The request's number (1 for the first POST), 0 for anything else."""
+        if req.method != "POST":
+            return 0
+        with self.lock:
+            self.posts += 1
+            return self.posts
+
+
+@fault("leak-per-request", "memory leak", LOAD, ("serves chat and text completions to several clients",),
+       does="every completion request leaves 16 MiB behind in the server process (resident, never freed)")
+class _(_PerRequest):
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.kept: list[bytes] = []
+
+    def before(self, req: Request) -> None:
+        if self.count(req):
+            self.kept.append(b"\x01" * LEAK_PER_REQUEST)  # written, so resident
+        return None
+
+
+@fault("slower-per-request", "slowdown", LOAD, ("serves chat and text completions to several clients",),
+       does="the n-th completion request is held back 0.3 s x n before it is answered (a server that slows down)")
+class _(_PerRequest):
+    def before(self, req: Request) -> None:
+        n = self.count(req)
+        time.sleep(min(0.3 * n, 20.0))
+        return None
+
+
+@fault("crash-after-requests", "crash", LOAD, ("serves chat and text completions to several clients",),
+       does="the server process and its children are killed (SIGKILL) at the 6th completion request")
+class _(_PerRequest):
+    AT = 6
+
+    def before(self, req: Request) -> None:
+        if self.count(req) == self.AT:
+            os.killpg(os.getpgrp(), signal.SIGKILL)  # the shim and the real server it started: a crash
+        return None
 
 
 CATALOGUE: tuple[Fault, ...] = tuple(BY_NAME.values())
