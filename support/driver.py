@@ -329,7 +329,7 @@ class Sut:
         hang_up = facts.longest.prompt if facts.goldens else facts.prompts[0]
         jobs = load.plan(self.model, expected, stop, completion, hang_up)
         self.load = load.run(self.client, jobs, settings.load_clients, settings.load_requests, settings.load_seconds,
-                             self.server.rss_bytes)
+                             self.server.rss_bytes, alive=self.server.alive)
         evidence.attach_text(self.load.series(), "load: RSS samples and every request")
         for outcome in self.load.failed[:3]:  # the failures' exchanges; a server that hung or died fails here
             self.record(outcome.exchange)

@@ -124,7 +124,7 @@ class LoadRun:
     clients: int
     warmup: int  # requests sent before memory growth counts
     started_at: float = 0.0
-    stopped_by: str = ""  # "count" or "time"
+    stopped_by: str = ""  # "count", "time" or "server gone"
 
     @property
     def answered(self) -> list[Outcome]:
@@ -214,17 +214,18 @@ def send(client: Client, job: Job) -> Exchange:
 
 
 def run(client: Client, jobs: list[Job], clients: int, max_requests: int, max_seconds: float,
-        rss: Callable[[], int], warmup: int | None = None,
+        rss: Callable[[], int], warmup: int | None = None, alive: Callable[[], bool] = lambda: True,
         send_one: Callable[[Client, Job], Exchange] = send) -> LoadRun:
     """Send the cycle of ``jobs`` from ``clients`` threads until ``max_requests`` were sent or
-    ``max_seconds`` passed; ``rss()`` is sampled every SAMPLE_EVERY s meanwhile."""
+    ``max_seconds`` passed, or the server is no longer ``alive()`` (stopped_by "count", "time" or
+    "server gone"); ``rss()`` is sampled every SAMPLE_EVERY s meanwhile."""
     lock = threading.Lock()
     outcomes: list[Outcome] = []
     samples: list[tuple[float, int]] = []
     sent = [0]
     began = time.monotonic()
     deadline = began + max_seconds
-    done = threading.Event()
+    done, gone = threading.Event(), threading.Event()
 
     def sampler() -> None:
         while True:
@@ -236,13 +237,15 @@ def run(client: Client, jobs: list[Job], clients: int, max_requests: int, max_se
     def worker(me: int) -> None:
         while True:
             with lock:
-                if sent[0] >= max_requests or time.monotonic() >= deadline:
+                if sent[0] >= max_requests or time.monotonic() >= deadline or gone.is_set():
                     return
                 number = sent[0]
                 sent[0] += 1
             job = jobs[number % len(jobs)]
             ex = send_one(client, job)
             outcome = Outcome(job, ex, me, number, judge(job, ex))
+            if ex.error is not None and not ex.closed_by_client and not alive():
+                gone.set()  # a dead server: its failures are told once, not hammered on
             with lock:
                 outcomes.append(outcome)
 
@@ -257,8 +260,9 @@ def run(client: Client, jobs: list[Job], clients: int, max_requests: int, max_se
     done.set()
     watcher.join()
     seconds = time.monotonic() - began
+    stopped_by = "server gone" if gone.is_set() else "count" if sent[0] >= max_requests else "time"
     return LoadRun(sorted(outcomes, key=lambda o: o.number), samples, seconds, clients,
-                   clients if warmup is None else warmup, began, "count" if sent[0] >= max_requests else "time")
+                   clients if warmup is None else warmup, began, stopped_by)
 
 
 @dataclass(frozen=True)

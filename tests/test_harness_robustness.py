@@ -36,16 +36,7 @@ SIGNAL_AFTER = 1.5  # seconds after the server is up: the run is then inside a (
 SIGNAL_EXIT_LIMIT = 30.0  # seconds from the signal to behave's exit
 
 
-@pytest.fixture(scope="session")
-def run_cache(request, demo_root, tmp_path_factory):
-    cache = runs.shared(lambda: tmp_path_factory.mktemp("fault-runs"))
-    request.addfinalizer(runs.close_shared)
-    return cache
-
-
-def _assert_no_leftovers(run: runs.Run) -> None:
-    assert run.leftovers == [], f"processes of the run still alive after it ended: {run.leftovers}{run.where()}"
-    assert run.seen, f"no descendant of behave was ever seen: the leak check saw nothing to check{run.where()}"
+_assert_no_leftovers = runs.assert_no_leftovers
 
 
 def test_a_passing_run_leaves_no_process(run_cache):

@@ -125,3 +125,16 @@ def test_the_run_is_bounded_by_count_and_by_time_and_uses_every_client():
     figures = counted.summary()
     assert figures["requests"] == 12 and figures["clients"] == 3 and figures["rss_peak_mib"] == pytest.approx(0.0, abs=0.1)
     assert "rss_mib" in counted.series() and "chat streamed" in counted.series()
+
+
+def test_the_run_stops_when_the_server_is_gone():
+    jobs = load.plan(M, GOLDENS, None, None, None)
+
+    def refused(client, job):
+        time.sleep(0.01)
+        return Exchange("POST", "http://h" + CHAT, error="connection failed or dropped (ConnectionError: refused)")
+
+    run = load.run(Client("http://127.0.0.1:9", 1, 1), jobs, 3, 1000, 30.0, lambda: 0, alive=lambda: False,
+                   send_one=refused)
+    assert run.stopped_by == "server gone" and len(run.outcomes) <= 3 and run.seconds < 1.0
+    assert "connection failed" in load.answer_problems(run)[0]
