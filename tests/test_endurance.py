@@ -25,11 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 
 from faults import runs
-from faults.catalogue import GEMMA, SLACK, STREAM_PARITY, Selection
+from faults.catalogue import CLI_TIMEOUT_S, GEMMA, SLACK, STREAM_PARITY, Selection
 
 LLAMA3, MISTRAL = "mlx-e2e-demo/llama3-style", "mlx-e2e-demo/mistral-style"
 HANG_TIMEOUT = 5.0  # request and stream timeout of the hanging slice
-CLI_TIMEOUT_S = 20.0  # of the hanging command line (it also bounds `mlxk list --json`, slow on a busy machine)
 LOAD_NAME = "serves chat and text completions to several clients at once"
 KILL_AFTER = 2.5  # seconds after the server is up: its load is under way
 
@@ -44,7 +43,7 @@ CLI_HANG_2 = Selection("cli-hang-2", ("--tags=@live_e2e", "--tags=@cli", "-n",
                                       "A prompt on the command line gets a clean answer|"
                                       "The command line gives the golden answer", "-D", f"include={GEMMA}",
                                       "-D", f"cli_timeout={CLI_TIMEOUT_S:g}"),
-                       "two command-line scenarios of one model, 20 s CLI timeout")
+                       f"two command-line scenarios of one model, {CLI_TIMEOUT_S:g} s CLI timeout")
 EXTRA_RUN_S = 60.0  # behave's own start (discovery) and end, and the scenarios that pass (a busy machine)
 
 
@@ -109,7 +108,6 @@ def test_a_build_whose_streams_hang_costs_one_timeout_per_model(run_cache, tmp_p
         for s in later:
             assert s.status == "failed" and "hung earlier in this run" in s.first_line and s.seconds <= 1.0, \
                 f"{model}: {s.name!r} after the hang: {s.status} in {s.seconds:.1f} s: {s.first_line}{where}"
-    assert all("hung" in n for n in run.verdict["unexpected_failures"] if "streamed" in n), where
     _no_leftovers(run)
 
 
