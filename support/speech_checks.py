@@ -94,14 +94,9 @@ def resampled(data: bytes, rate: int) -> bytes:
     with wave.open(io.BytesIO(data)) as w:
         old, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), "<i2")
     n = int(len(pcm) * rate / old)
-    out = np.interp(np.arange(n) * old / rate, np.arange(len(pcm)), pcm).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(out.tobytes())
-    return buf.getvalue()
+    from .demo_portfolio.speech import wav_bytes
+
+    return wav_bytes(np.interp(np.arange(n) * old / rate, np.arange(len(pcm)), pcm).round().astype("<i2"), rate)
 
 
 def audio_note(data: bytes) -> dict:
