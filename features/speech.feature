@@ -29,41 +29,29 @@ Feature: Speech models write down what is said, and translate it to English
       Examples: every speech model of the demo portfolio
         | model |
 
-    @portfolio.audio @server @use.with_portfolio=demo
-    Scenario Outline: The verbose transcription of <model> says which language it heard and how long the recording is
-      Given a server for the portfolio model "<model>"
+    @server @use.with_portfolio=demo
+    Scenario: The verbose transcription says which language it heard and how long the recording is
+      Given a server for any portfolio speech model
       When I upload the model's German clip for transcription as verbose_json
       Then the verbose transcription names the clip's language and the length of its recording
 
-      Examples: every speech model of the demo portfolio
-        | model |
-
-    @portfolio.audio @server
-    Scenario Outline: <model> gives subtitles when asked for them, or refuses the format
-      Given a server for the portfolio model "<model>"
+    @server
+    Scenario: Subtitles are given when asked for, or the format is refused
+      Given a server for any portfolio speech model
       When I upload the model's first clip for transcription as srt and as vtt
       Then each answer is subtitles of the golden transcript, or a clean refusal of the format
 
-      Examples: every speech model of the portfolio
-        | model |
-
-    @portfolio.audio @server @use.with_portfolio=demo
-    Scenario Outline: <model> transcribes German when told the language
-      Given a server for the portfolio model "<model>"
+    @server @use.with_portfolio=demo
+    Scenario: German is transcribed when the server is told the language
+      Given a server for any portfolio speech model
       When I upload the model's German clips for transcription, telling it they are German
       Then each transcription is the golden transcript of its clip
 
-      Examples: every speech model of the demo portfolio
-        | model |
-
-    @portfolio.audio @server @use.with_portfolio=demo
-    Scenario Outline: <model> transcribes a recording made at 8 kHz like the same recording at 16 kHz
-      Given a server for the portfolio model "<model>"
+    @server @use.with_portfolio=demo
+    Scenario: A recording made at 8 kHz is transcribed like the same recording at 16 kHz
+      Given a server for any portfolio speech model
       When I upload the model's first clip resampled to 8 kHz for transcription
       Then each transcription is the golden transcript of its clip
-
-      Examples: every speech model of the demo portfolio
-        | model |
 
   Rule: A multilingual model translates to English; a model that cannot translate refuses before it runs
 
