@@ -28,13 +28,14 @@ from .cli_runner import CliResult, plain_answer, run_cli, run_in_terminal
 from .errors import HarnessError
 from .expect import that
 from .model_facts import EmbeddingFacts, ModelFacts
-from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, Client, Exchange, batch_content, chat_payload, completion_payload,
-                          disconnect_mid_stream, joined_content)
-from .openai_sdk import sdk_answers
+from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, TRANSCRIPTIONS, TRANSLATIONS, Client, Exchange, batch_content,
+                          chat_payload, completion_payload, disconnect_mid_stream, joined_content)
+from .openai_sdk import sdk_answers, sdk_transcription
 from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request, stop_strings
 from .server_pool import SERVE, Retired
 from .targets import EMBED_SERVE, PROXY
 from . import vision_checks as vc, vision_reference  # noqa: E402  (the vision section, at the end)
+from . import speech_checks as sc, speech_reference  # noqa: E402  (the speech section, at the end)
 
 NO_PROMPT_LIMIT = 20.0  # seconds: a CLI that has not noticed the missing prompt by then hangs
 DEATH_WAIT = 1.0  # seconds: a dropped connection is seen a moment before the server's process is gone
@@ -168,6 +169,8 @@ class Sut:
     load: object | None = None  # support.load.LoadRun of the @load scenario
     load_setup: list[str] = field(default_factory=list)  # what the load's baseline could not ask
     servers: list = field(default_factory=list)  # every LocalServer the scenario talks to
+    speech_answers: list = field(default_factory=list)  # SpeechAnswer per clip asked about, in order
+    speech_reference: object | None = None  # support.speech_reference.SpeechReferenceRun
 
     # --- what is tested ---------------------------------------------------------------------
 
@@ -636,3 +639,124 @@ class Sut:
         result = self.record(vision_reference.run(path, questions, max_tokens, suite.settings.cli_timeout))
         self.vision_reference = vision_reference.parse(result)
         return self.vision_reference
+
+    # --- speech: transcription and translation (support/speech_checks.py, support/speech_reference.py) --
+
+    def speech_clips(self) -> tuple:
+        """The model's golden clips (demo), or the neutral clip (a user's cache)."""
+        return sc.clips_of(self.suite.manifest, self.model) or (sc.neutral_clip()[0],)
+
+    def clip_data(self, clip) -> bytes:
+        if self.suite.manifest is None:
+            return sc.neutral_clip()[1]
+        return sc.clip_bytes(self.image_root(), clip)
+
+    def clip_path(self, clip) -> str:
+        """The clip as a file: the demo's asset, or the neutral clip written to the reports folder."""
+        if self.suite.manifest is not None:
+            return str(self.image_root() / clip.file)
+        return str(self._scratch_file(clip.file, self.clip_data(clip)))
+
+    def _scratch_file(self, name: str, data: bytes) -> Path:
+        folder = evidence.EVIDENCE.parent / "speech-clips"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        return folder / name
+
+    def can_translate(self, model_id: str | None = None) -> bool:
+        """The model is listed with the translation capability (`mlxk list`: audio-translate-en)."""
+        model_id = model_id or self.model
+        return any(m.id == model_id and sc.TRANSLATE_CAPABILITY in m.capabilities for m in self.suite.portfolio.audio)
+
+    def upload(self, clip, task: str = sc.TRANSCRIBE, response_format: str | None = None,
+               language: str | None = None, data: bytes | None = None, filename: str | None = None,
+               model: str | None = None) -> "SpeechAnswer":
+        """POST the clip (or `data` under its name) to the transcription or translation endpoint."""
+        data = self.clip_data(clip) if data is None else data
+        fields = sc.upload_fields(model or self.model, response_format, language)
+        note = sc.audio_note(data)
+        path = TRANSCRIPTIONS if task == sc.TRANSCRIBE else TRANSLATIONS
+        ex = self.record(self.client.post_multipart(path, fields, filename or clip.file, data, note=note))
+        if data:
+            evidence.attach_audio(filename or clip.file, data, len(self.evidence))
+        found = SpeechAnswer(clip, task, response_format, language, ex)
+        self.speech_answers.append(found)
+        return found
+
+    def transcribe_cli(self, clip, *flags: str, task: str = sc.TRANSCRIBE, language: str | None = None,
+                       path: str | None = None, model: str | None = None) -> "SpeechAnswer":
+        """`mlxk run MODEL --audio FILE` (with --language, --translate, --json as asked)."""
+        model = model or self.model
+        target = self.suite.target
+        extra = target.audio_flags(path or self.clip_path(clip), language, task == sc.TRANSLATE)
+        result = self.run_cli(*target.ask_args(model, None, {}, *extra, *flags), loads=model)
+        if path is None:
+            evidence.attach_audio(clip.file, self.clip_data(clip), len(self.evidence))
+        found = SpeechAnswer(clip, task, "--json" if "--json" in flags else None, language, result)
+        self.speech_answers.append(found)
+        return found
+
+    def transcribe_cli_missing(self, *flags: str) -> CliResult:
+        """`mlxk run MODEL --audio` with a file that does not exist."""
+        missing = str(Path(tempfile.gettempdir()) / "mlx-e2e-no-such-folder" / sc.MISSING_CLIP)
+        return self.transcribe_cli(self.speech_clips()[0], *flags, path=missing).evidence
+
+    def transcribe_cli_not_audio(self, *flags: str) -> CliResult:
+        """`mlxk run MODEL --audio` with a file of text bytes named like a WAV."""
+        path = self._scratch_file("not-audio.wav", sc.NOT_AUDIO)
+        return self.transcribe_cli(self.speech_clips()[0], *flags, path=str(path)).evidence
+
+    def any_speech_model(self) -> str | None:
+        """The first speech model of the portfolio that the RAM gate lets run (None: none)."""
+        return next((m.id for m in self.suite.portfolio.audio if not self.suite.gated_reason(m.id)), None)
+
+    def upload_for_chat_model(self, clip) -> None:
+        """The clip uploaded for transcription naming a chat model of the portfolio, then as it should be."""
+        self.upload(clip, model=self.any_chat_model())
+        self.upload(clip)
+
+    def send_bad_uploads(self, rows) -> list[BadRequestOutcome]:
+        """Each named bad upload, each followed by a good transcription: `bad_requests`."""
+        clip = self.speech_clips()[0]
+        for name, status in rows:
+            bad = self.upload(clip, **sc.bad_upload(name, self.clip_data(clip))).evidence
+            good = self.upload(clip).evidence
+            self.bad_requests.append(BadRequestOutcome(name, status, bad, good))
+        return self.bad_requests
+
+    def decode_speech_reference(self, asks: Iterable[tuple]) -> object:
+        """mlx-audio's own transcriptions of (clip, task) pairs, in a subprocess."""
+        suite = self.suite
+        suite.make_room_for_process(self.model)
+        path = reference_decoder.snapshot_path(self.model, suite.hf_home)
+        asks = [speech_reference.Ask(self.clip_path(c), task) for c, task in asks]
+        result = self.record(speech_reference.run(path, asks, suite.settings.cli_timeout))
+        self.speech_reference = speech_reference.parse(result)
+        return self.speech_reference
+
+    def transcribe_openai_client(self, clip) -> Exchange:
+        """The official OpenAI client uploads the clip (client.audio.transcriptions.create)."""
+        ex = self.record(sdk_transcription(self.server.base_url, self.model, clip.file, self.clip_data(clip),
+                                           self.suite.settings.request_timeout))
+        self.speech_answers.append(SpeechAnswer(clip, sc.TRANSCRIBE, None, None, ex))
+        return ex
+
+
+@dataclass(frozen=True)
+class SpeechAnswer:
+    """What came back for one clip, one way: an upload (Exchange) or `mlxk run --audio` (CliResult)."""
+
+    clip: object  # support.speech_checks.SpeechClip
+    task: str
+    response_format: str | None  # the server's format; on the command line "--json" or None
+    language: str | None
+    evidence: Exchange | CliResult
+
+    @property
+    def way(self) -> str:
+        if isinstance(self.evidence, CliResult):
+            return "command line" + (" --json" if self.response_format else "")
+        return f"server ({self.response_format or 'json'})"
+
+    def describe(self) -> str:
+        return f"--- {self.task} of {self.clip.describe()}, {self.way}:\n{self.evidence.describe()}"

@@ -37,6 +37,11 @@ def attach_images(images: dict[str, bytes], number: int) -> None:
         allure.attach(data, name=f"image #{number} {name}", attachment_type=allure.attachment_type.PNG)
 
 
+def attach_audio(name: str, data: bytes, number: int) -> None:
+    """Attach the sound file the scenario's `number`-th exchange or command uploaded (Allure plays WAV)."""
+    allure.attach(data, name=f"audio #{number} {name}", attachment_type="audio/wav", extension="wav")
+
+
 def keep_failure(scenario_name: str, items: list, server_log: Path | None) -> Path:
     """Write a failing scenario's evidence to reports/evidence/<scenario>/; returns the folder."""
     folder = EVIDENCE / re.sub(r"[^A-Za-z0-9._-]+", "_", scenario_name).strip("_")[:120]

@@ -26,6 +26,8 @@ MODELS = "/v1/models"
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 EMBEDDINGS = "/v1/embeddings"
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
+TRANSLATIONS = "/v1/audio/translations"
 _READ_SIZE = 65536
 # A body read can fail with: urllib3 errors (protocol, read timeout), http.client ones (broken
 # chunking), socket errors, and ValueError (invalid UTF-8 in an event, read after close).
@@ -206,6 +208,16 @@ class Client:
     def post_raw(self, path: str, body: bytes, content_type: str = "application/json") -> Exchange:
         ex = Exchange("POST", self.url(path), request_body=body)
         return self._exchange(ex, {"data": body, "headers": {"Content-Type": content_type}})
+
+    def post_multipart(self, path: str, fields: dict, filename: str, data: bytes,
+                       content_type: str = "audio/wav", note: dict | None = None) -> Exchange:
+        """A form upload (multipart/form-data: `fields` and one file under the name "file"), as
+        OpenAI's audio endpoints take it. The evidence shows the fields and a summary of the file
+        (its name, type, size and whatever `note` adds), never its bytes."""
+        summary = {"filename": filename, "content_type": content_type, "bytes": len(data), **(note or {})}
+        ex = Exchange("POST", self.url(path), request_json={**fields, "file": summary})
+        form = {k: (None, str(v)) for k, v in fields.items()}
+        return self._exchange(ex, {"files": {**form, "file": (filename, data, content_type)}})
 
     def stream(self, path: str, payload: dict) -> Exchange:
         """POST with `"stream": true` and read the whole SSE stream within `stream_timeout`."""

@@ -18,7 +18,7 @@ from support.paths import REGISTRY, ROOT
 # embedding ones; the scenarios that take any embedding model take it).
 SLICE = ("mlx-e2e-demo/gemma-style", "mlx-e2e-demo/phi3-style", "mlx-e2e-demo/utf8-style",
          "mlx-e2e-demo/reasoning-style", "mlx-e2e-demo/base-style", "mlx-e2e-demo/arctic-style-embed",
-         "mlx-e2e-demo/vision-style")
+         "mlx-e2e-demo/vision-style", "mlx-e2e-demo/whisper-style")
 
 
 def test_exactly_the_registered_failures_happen(demo_root, tmp_path):

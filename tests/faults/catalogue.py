@@ -707,5 +707,95 @@ class _(_PerRequest):
         return None
 
 
+# --- speech: transcription and translation (features/speech.feature) ------------------------------
+
+WHISPER = "mlx-e2e-demo/whisper-style"
+WHISPER_EN = "mlx-e2e-demo/whisper-tiny.en-style"
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
+TRANSLATIONS = "/v1/audio/translations"
+# A run needs rows for the chat and text outlines (support/outlines.py REQUIRED_KINDS): the clean chat model
+# is included, and the speech tags keep its scenarios out.
+WITH_CHAT = f",{GEMMA}"
+SPEECH_ANSWERS = _slice("speech-answers", "uploads transcribed and translated to the goldens, in each response format",
+                        "--tags=@speech", "--tags=@server", "-n",
+                        "transcribes each clip to its golden|answers in each response format|translates each clip",
+                        model=WHISPER + WITH_CHAT)
+SPEECH_ERRORS = _slice("speech-errors", "bad uploads get clean 4xx errors (KI-404 fails its last row)",
+                       "--tags=@speech", "-n", "refuses a bad upload cleanly", model=WHISPER + WITH_CHAT)
+SPEECH_CLI_REFUSAL = _slice("speech-cli-refusal", "mlxk run --translate with an English-only model is refused",
+                            "--tags=@speech", "--tags=@cli", "-n", "The command line translates German",
+                            model=WHISPER_EN + WITH_CHAT)
+
+
+def _speech_text(req: Request, resp: Response, routes: tuple[str, ...]) -> dict | None:
+    """The JSON answer (with its text) of a successful upload to `routes`, else None."""
+    doc = resp.json
+    ok = req.posts_to(*routes) and resp.status == 200 and isinstance(doc, dict) and isinstance(doc.get("text"), str)
+    return doc if ok else None
+
+
+@fault("speech-previous-transcript", "stale answer", SPEECH_ANSWERS, ("transcribes each clip to its golden",),
+       does="a transcription answers with the transcript of the clip uploaded before it (the first one is right)")
+class _(Hooks):
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.previous: str | None = None
+
+    def batch(self, req: Request, resp: Response) -> Response:
+        doc = _speech_text(req, resp, (TRANSCRIPTIONS,))
+        if doc is None:
+            return resp
+        text = doc["text"]
+        if self.previous is not None:
+            doc["text"] = self.previous
+        self.previous = text
+        return resp.set_json(doc)
+
+
+@fault("speech-truncated", "truncation", SPEECH_ANSWERS, ("transcribes each clip to its golden",),
+       on=hook("batch"), does="a transcription loses its last word")
+def _(req, resp, model):
+    doc = _speech_text(req, resp, (TRANSCRIPTIONS,))
+    if doc is None or " " not in doc["text"]:
+        return resp
+    doc["text"] = doc["text"].rsplit(" ", 1)[0]
+    return resp.set_json(doc)
+
+
+@fault("speech-translate-transcribes", "task ignored", SPEECH_ANSWERS, ("translates each clip",), on=hook("upstream"),
+       does="a translation is sent on as a transcription: the answer is in the clip's own language")
+def _(req, model):
+    if not req.posts_to(TRANSLATIONS):
+        return req
+    return Request(req.method, TRANSCRIPTIONS, req.headers, req.body, req.notes)
+
+
+@fault("speech-format-ignored", "response_format ignored", SPEECH_ANSWERS, ("answers in each response format",),
+       on=hook("batch"), does="response_format text is answered as JSON {\"text\": ...}")
+def _(req, resp, model):
+    kind = dict((k.lower(), v) for k, v in resp.headers).get("content-type", "")
+    if req.posts_to(TRANSCRIPTIONS, TRANSLATIONS) and resp.status == 200 and kind.startswith("text/plain"):
+        resp.set_header("Content-Type", "application/json")
+        return resp.set_json({"text": resp.body.decode("utf-8", "replace")})
+    return resp
+
+
+@fault("speech-bad-upload-500", "error handling", SPEECH_ERRORS, ("refuses a bad upload cleanly",), on=hook("batch"),
+       does="every rejected upload is answered 500 internal_error instead of its 4xx")
+def _(req, resp, model):
+    if req.posts_to(TRANSCRIPTIONS, TRANSLATIONS) and 400 <= resp.status < 500:
+        resp.status = 500
+        resp.set_json({"status": "error", "error": {"type": "internal_error", "message": "transcription failed",
+                                                    "retryable": False}})
+    return resp
+
+
+@fault("speech-cli-refusal-exit-0", "CLI exit code", SPEECH_CLI_REFUSAL, ("The command line translates German",),
+       on=output(lambda argv: runs(argv) and "--translate" in argv),
+       does="mlxk run --translate refused by an English-only model exits 0")
+def _(out, code):
+    return out, 0
+
+
 CATALOGUE: tuple[Fault, ...] = tuple(BY_NAME.values())
 SELECTIONS: tuple[Selection, ...] = tuple(dict.fromkeys(f.selection for f in CATALOGUE))
