@@ -30,8 +30,9 @@ test: $(STAMP) chromium
 test-fast: $(STAMP) chromium
 	$(BIN)/pytest -m "not live"
 
-chromium:
-	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+chromium:  # any of the names tests/test_report_html.py looks for (CI on macOS: Google Chrome, see .github/workflows)
+	@for n in chromium chromium-browser google-chrome google-chrome-stable; do command -v $$n >/dev/null && exit 0; done; \
+	apt-get update && apt-get install -y chromium
 
 ## report: the HTML report of the last live run, reports/allure-report (Allure 3 on Node.js, no Java);
 ## make report RESULTS="reports-1 reports-2": first merges those runs' reports into $(MERGED)
