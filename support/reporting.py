@@ -1,6 +1,7 @@
 """The reports of a live run, fed by the behave hooks (support/hooks.py calls one function each).
 
-* the portfolio matrix, models x areas (support/portfolio_matrix.py): console and reports/portfolio.md
+* the portfolio matrix, models x areas (support/portfolio_matrix.py): console and reports/portfolio.md,
+  its outcomes in reports/matrix.json (what support/merge.py joins)
 * the SUT's speed per model (support/metrics.py): reports/metrics.json, also attached to Allure
 * Allure labels, known-issue marks, environment.properties and categories.json
   (support/allure_results.py)
