@@ -88,10 +88,10 @@ def check_runs(runs: Sequence[Run]) -> None:
         raise SuiteError("some runs are shards (-D shard=i/n) and some are not: "
                          + ", ".join(f"{r.path}: {r.verdict.get('shard') or 'unsharded'}" for r in runs))
     if all(shards):
-        counts = {n for _, n in shards}  # type: ignore[misc]
-        if len(counts) > 1:
+        splits = {n for _, n in shards}  # type: ignore[misc]
+        if len(splits) > 1:
             raise SuiteError(f"the shards come from different splits: {sorted(r.verdict['shard'] for r in runs)}")
-        n = counts.pop()
+        n = splits.pop()
         got = sorted(i for i, _ in shards)  # type: ignore[misc]
         if got != list(range(1, n + 1)):
             missing = sorted(set(range(1, n + 1)) - set(got))
