@@ -13,10 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-## e2e: the live acceptance run (demo portfolio unless HF_HOME is set)
+## e2e: the live acceptance run (demo portfolio unless HF_HOME is set); one shard of it with
+## make e2e REPORTS=reports-1 ARGS="-D shard=1/2" (each run's reports in their own folder)
+REPORTS ?= reports
+ARGS    ?=
 e2e: $(STAMP)
-	rm -rf reports
-	$(BIN)/behave --tags=@live_e2e; $(BIN)/python -m support.verdict $$?
+	rm -rf $(REPORTS)
+	export MLX_E2E_REPORTS=$(abspath $(REPORTS)); \
+	$(BIN)/behave --tags=@live_e2e $(ARGS); $(BIN)/python -m support.verdict $$?
 
 ## test: the suite's own tests (the HTML report test needs Debian's chromium: installed if missing)
 test: $(STAMP) chromium
@@ -26,18 +30,27 @@ test: $(STAMP) chromium
 test-fast: $(STAMP) chromium
 	$(BIN)/pytest -m "not live"
 
-chromium:
-	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+chromium:  # any of the names tests/test_report_html.py looks for (CI on macOS: Google Chrome, see .github/workflows)
+	@for n in chromium chromium-browser google-chrome google-chrome-stable; do command -v $$n >/dev/null && exit 0; done; \
+	apt-get update && apt-get install -y chromium
 
-## report: the HTML report of the last live run, reports/allure-report (Allure 3 on Node.js, no Java)
-ALLURE_RESULTS ?= reports/allure-results
-ALLURE_REPORT  ?= reports/allure-report
-ALLURE_CONFIG  ?= reports/allurerc.json
+## report: the HTML report of the last live run, reports/allure-report (Allure 3 on Node.js, no Java);
+## make report RESULTS="reports-1 reports-2": first merges those runs' reports into $(MERGED)
+## (support/merge.py), reports its matrix and fails when a run has failures that are not registered
+RESULTS ?=
+MERGED  ?= reports-merged
+REPORT_FROM    := $(if $(strip $(RESULTS)),$(MERGED),reports)
+ALLURE_RESULTS ?= $(REPORT_FROM)/allure-results
+ALLURE_REPORT  ?= $(REPORT_FROM)/allure-report
+ALLURE_CONFIG  ?= $(REPORT_FROM)/allurerc.json
 report: $(STAMP) node_modules/.package-lock.json
-	$(BIN)/python -m support.allure_results $(ALLURE_RESULTS) $(ALLURE_CONFIG)
-	rm -rf $(ALLURE_REPORT)
-	node_modules/.bin/allure generate --config $(ALLURE_CONFIG) -o $(ALLURE_REPORT) $(ALLURE_RESULTS)
-	@echo "mlx-e2e: HTML report $(ALLURE_REPORT)/index.html (view: node_modules/.bin/allure open $(ALLURE_REPORT))"
+	@status=0; \
+	if [ -n "$(strip $(RESULTS))" ]; then $(BIN)/python -m support.merge $(MERGED) $(RESULTS) || status=$$?; fi; \
+	[ $$status -le 1 ] || exit $$status; \
+	$(BIN)/python -m support.allure_results $(ALLURE_RESULTS) $(ALLURE_CONFIG) && rm -rf $(ALLURE_REPORT) && \
+	node_modules/.bin/allure generate --config $(ALLURE_CONFIG) -o $(ALLURE_REPORT) $(ALLURE_RESULTS) || exit 1; \
+	echo "mlx-e2e: HTML report $(ALLURE_REPORT)/index.html (view: node_modules/.bin/allure open $(ALLURE_REPORT))"; \
+	exit $$status
 
 # The pinned report tool (package.json, package-lock.json), installed when node_modules is missing or stale.
 node_modules/.package-lock.json: package.json package-lock.json
@@ -52,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf reports .cache/demo-portfolio
+	rm -rf reports reports-merged .cache/demo-portfolio

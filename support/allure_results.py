@@ -210,6 +210,31 @@ def properties_text(values: Mapping[str, object]) -> str:
     return "".join(f"{_escape(k, key=True)}={_escape(str(v))}\n" for k, v in values.items() if v is not None)
 
 
+_UNESCAPE = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t", " ": " ", "=": "=", ":": ":"}
+
+
+def properties_values(text: str) -> dict[str, str]:
+    """The ``key=value`` lines :func:`properties_text` writes, read back (its inverse)."""
+    values = {}
+    for line in text.splitlines():
+        key: list[str] = []
+        value: list[str] = []
+        part, escaped = key, False
+        for char in line:
+            if escaped:
+                part.append(_UNESCAPE.get(char, char))
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == "=" and part is key:
+                part = value
+            else:
+                part.append(char)
+        if part is value:
+            values["".join(key)] = "".join(value)
+    return values
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)

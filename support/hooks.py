@@ -20,7 +20,11 @@ def before_all(context) -> None:
 
 
 def skip_reason(suite, scenario, model: str | None) -> str | None:
-    """Why the scenario does not run here: demo-only on a user's portfolio, or over the RAM budget."""
+    """Why the scenario does not run here: demo-only on a user's portfolio, not per model in a shard
+    but the first (so merged shards count it once), or over the RAM budget."""
+    shard = suite.settings.shard
+    if model is None and shard is not None and shard[0] != 1:
+        return f"not per model: it runs in shard 1/{shard[1]} only (merged shards count it once)"
     if ActiveTagMatcher({"portfolio": suite.portfolio_name}).should_skip(scenario, use_inherited=True):
         return ("only on the demo portfolio (it needs golden answers); "
                 f"this run is on the {suite.portfolio_name} portfolio")

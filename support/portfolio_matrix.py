@@ -5,7 +5,9 @@ The area of a scenario comes from its tags (``@server``, ``@streaming``, ``@pari
 of its portfolio row; scenarios without a row (e.g. "an unknown model fails") form one row of
 their own. Below the table: the models discovery excluded and the models the RAM gate held
 back, each with its reason. Printed at the end of a live run and written to
-``reports/portfolio.md``.
+``reports/portfolio.md``; the outcomes it is made of, with the run's models, exclusions and
+gates, go to ``reports/matrix.json`` (:meth:`Matrix.document`), from which several runs' matrix
+is recomputed when their results are merged (support/merge.py).
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ class Outcome:
     areas: frozenset[str]
     status: str  # passed / failed / skipped
     issue: str | None = None  # a registered known issue explains the failure
+    feature: str = ""  # the feature file and the scenario's name: which scenario this is
+    scenario: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.feature, self.scenario
 
 
 def areas_of(tags: Iterable[str]) -> frozenset[str]:
@@ -55,10 +63,12 @@ class Matrix:
     def __init__(self) -> None:
         self.outcomes: list[Outcome] = []
 
-    def add(self, model: str | None, tags: Iterable[str], status: object, issue: str | None = None) -> None:
+    def add(self, model: str | None, tags: Iterable[str], status: object, issue: str | None = None,
+            feature: str = "", scenario: str = "") -> None:
         """One scenario's result; ``issue`` is the known issue id when a registered issue explains it."""
         state = outcome_status(status)
-        self.outcomes.append(Outcome(model, areas_of(tags), state, issue if state == FAILED else None))
+        self.outcomes.append(Outcome(model, areas_of(tags), state, issue if state == FAILED else None,
+                                     feature, scenario))
 
     def cell(self, model: str | None, area: str) -> str:
         mine = [o for o in self.outcomes if o.model == model and area in o.areas]
@@ -112,6 +122,22 @@ class Matrix:
         out += [f"- {m}: {why}" for m, why in sorted(gated.items())] or ["- none"]
         return "\n".join(out) + "\n"
 
+    def document(self, models: Sequence[str], excluded: Sequence[tuple[str, str]] = (),
+                 gated: Mapping[str, str] | None = None, title: str = "Portfolio matrix") -> dict:
+        """Everything :meth:`render` needs, as JSON-ready data (``reports/matrix.json``)."""
+        return {"title": title, "models": list(models), "excluded": [list(e) for e in excluded],
+                "gated": dict(gated or {}),
+                "outcomes": [{"feature": o.feature, "scenario": o.scenario, "model": o.model,
+                              "areas": sorted(o.areas), "status": o.status, "issue": o.issue}
+                             for o in self.outcomes]}
+
+    @classmethod
+    def from_document(cls, doc: Mapping) -> "Matrix":
+        matrix = cls()
+        matrix.outcomes = [Outcome(o["model"], frozenset(o["areas"]), o["status"], o.get("issue"),
+                                   o.get("feature", ""), o.get("scenario", "")) for o in doc["outcomes"]]
+        return matrix
+
     def counts(self) -> dict[str, int]:
         """Scenario outcomes: passed, failed (unexpected), known, skipped."""
         out = {"passed": 0, "failed": 0, "known": 0, "skipped": 0}
@@ -119,3 +145,9 @@ class Matrix:
             key = "known" if o.status == FAILED and o.issue else o.status
             out[key] += 1
         return out
+
+
+def render_document(doc: Mapping) -> str:
+    """The Markdown matrix of a :meth:`Matrix.document` (one run's, or several runs' merged)."""
+    return Matrix.from_document(doc).render(doc["models"], [tuple(e) for e in doc["excluded"]],
+                                            doc["gated"], title=doc["title"])

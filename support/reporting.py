@@ -1,6 +1,7 @@
 """The reports of a live run, fed by the behave hooks (support/hooks.py calls one function each).
 
-* the portfolio matrix, models x areas (support/portfolio_matrix.py): console and reports/portfolio.md
+* the portfolio matrix, models x areas (support/portfolio_matrix.py): console and reports/portfolio.md,
+  its outcomes in reports/matrix.json (what support/merge.py joins)
 * the SUT's speed per model (support/metrics.py): reports/metrics.json, also attached to Allure
 * Allure labels, known-issue marks, environment.properties and categories.json
   (support/allure_results.py)
@@ -18,6 +19,7 @@ from . import allure_results, metrics, outlines, portfolio_matrix
 from .paths import REPORTS
 
 MATRIX = REPORTS / "portfolio.md"
+MATRIX_DATA = REPORTS / "matrix.json"
 METRICS = REPORTS / "metrics.json"
 
 
@@ -35,7 +37,8 @@ def before_scenario(context, scenario) -> None:
 def after_scenario(context, scenario, issue) -> None:
     """``issue``: the registered known issue that explains this failed scenario, or None."""
     context.matrix.add(outlines.row_model(scenario), scenario.effective_tags, scenario.status,
-                       issue.id if issue is not None else None)
+                       issue.id if issue is not None else None,
+                       feature=scenario.location.filename, scenario=scenario.name)
     context.speed.add_evidence(context.sut.evidence)
     if context.sut.load is not None:
         context.speed.add_load(context.sut.model, context.sut.load.summary())
@@ -54,8 +57,10 @@ def after_all(context, say: Callable[[str], None]) -> None:
                                  portfolio=str(suite.hf_home), gated=suite.portfolio.gated)
     REPORTS.mkdir(parents=True, exist_ok=True)
     METRICS.write_text(json.dumps(speed, indent=2) + "\n", encoding="utf-8")
-    table = context.matrix.render(models, suite.portfolio.excluded, suite.portfolio.gated,
+    doc = context.matrix.document(models, suite.portfolio.excluded, suite.portfolio.gated,
                                   title=f"Portfolio matrix: mlx-knife {suite.sut_version} on {suite.hf_home}")
+    MATRIX_DATA.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    table = portfolio_matrix.render_document(doc)
     MATRIX.write_text(table, encoding="utf-8")
 
     say(f"portfolio matrix (also in {MATRIX}):")

@@ -16,6 +16,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .paths import REPORTS
 
@@ -59,6 +60,7 @@ def write(tally: Tally, suite, problems: list[str]) -> dict:
     verdict = {
         "sut_version": suite.sut_version,
         "portfolio": str(suite.hf_home),
+        "shard": "{}/{}".format(*suite.settings.shard) if suite.settings.shard else None,
         "server_starts": getattr(pool, "starts", 0),
         "server_evictions": sum(1 for e in getattr(pool, "events", ()) if e[0] == "evict"),
         "servers_died": [e[1] for e in getattr(pool, "events", ()) if e[0] == "died"],  # noticed, replaced
@@ -83,24 +85,38 @@ def read(reports: Path = REPORTS) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def problems(verdict: dict) -> list[str]:
+    """What fails a run whatever is registered: unexpected and harness failures, harness problems."""
+    return verdict["unexpected_failures"] + verdict.get("harness_failures", []) + verdict["harness_problems"]
+
+
+def _say(line: str) -> None:
+    print(f"mlx-e2e: {line}", file=sys.stderr)
+
+
+def judge(verdict: dict, say: Callable[[str], None] = _say) -> int:
+    """0 when every failure of the verdict is a registered known issue (or there is none), else 1."""
+    bad = problems(verdict)
+    if bad:
+        say(f"{len(bad)} unexpected failure(s): {'; '.join(bad[:5])}")
+        return 1
+    if verdict["known_failures"]:
+        issues = sorted({k["issue"] for k in verdict["known_failures"]})
+        say(f"every failure is a registered known issue ({', '.join(issues)}); see features/known_issues.toml")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     behave_code = int(argv[0]) if argv else 1
     if behave_code == 0:
         return 0
     verdict = read()
     if verdict is None:
-        print(f"mlx-e2e: behave exited {behave_code} before the run finished (no {VERDICT})", file=sys.stderr)
+        _say(f"behave exited {behave_code} before the run finished (no {VERDICT})")
         return behave_code
     if not verdict["known_failures"]:
         return behave_code
-    bad = verdict["unexpected_failures"] + verdict.get("harness_failures", []) + verdict["harness_problems"]
-    if bad:
-        print(f"mlx-e2e: {len(bad)} unexpected failure(s): {'; '.join(bad[:5])}", file=sys.stderr)
-        return 1
-    issues = sorted({k["issue"] for k in verdict["known_failures"]})
-    print(f"mlx-e2e: every failure is a registered known issue ({', '.join(issues)}); "
-          f"see features/known_issues.toml", file=sys.stderr)
-    return 0
+    return judge(verdict)
 
 
 if __name__ == "__main__":
