@@ -58,6 +58,12 @@ class Settings:
     server_reuse: bool = True
     max_ttft_s: float | None = None
     min_tokens_per_s: float | None = None
+    # @load (features/load.feature): the workload per chat model, and what it may show
+    load_requests: int = 40
+    load_clients: int = 3
+    load_seconds: float = 2.5
+    load_rss_growth_mb: float = 64.0
+    load_slowdown_factor: float = 3.0
 
     @property
     def thresholds(self) -> Thresholds:
@@ -139,6 +145,8 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "cli_timeout": _positive("seconds"), "server_reuse": _switch,
     "max_ttft_s": _positive("seconds"),
     "min_tokens_per_s": _positive("tokens per second"),
+    "load_requests": _whole, "load_clients": _whole, "load_seconds": _positive("seconds"),
+    "load_rss_growth_mb": _positive("MiB"), "load_slowdown_factor": _positive("times"),
 }
 
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jsonschema
 
@@ -90,6 +90,18 @@ class Portfolio:
     embeddings: list[Model] = field(default_factory=list)
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (model id, reason)
     gated: dict[str, str] = field(default_factory=dict)  # model id -> over-budget reason
+    whole: Portfolio | None = None  # in a shard's run: the unsharded portfolio
+
+    @property
+    def anywhere(self) -> Portfolio:
+        """Where a scenario that is not per model picks its model ("any chat model"): the whole
+        portfolio, so that shard 1, which runs such scenarios alone, picks what one run would."""
+        return self.whole or self
+
+    def first(self, kind: str, where: Callable[[Model], bool] = lambda m: True) -> str | None:
+        """The first model of `kind` (anywhere) that the RAM gate lets run and `where` accepts."""
+        every = self.anywhere
+        return next((m.id for m in getattr(every, kind) if m.id not in every.gated and where(m)), None)
 
     @property
     def models(self) -> list[Model]:
@@ -172,6 +184,8 @@ def classify(entries: list[dict], budget: ram_budget.Budget, include: Sequence[s
         if reason is not None:
             portfolio.gated[model.id] = reason
     portfolio.excluded.sort()
+    if shard is not None:
+        portfolio.whole = classify(entries, budget, include, exclude, max_models)
     return portfolio
 
 

@@ -23,19 +23,22 @@ from typing import Iterable
 
 import numpy as np
 
-from . import embedding_checks, evidence, reference_decoder, schemas
+from . import api_checks, embedding_checks, evidence, load, reference_decoder, schemas
 from .cli_runner import CliResult, plain_answer, run_cli, run_in_terminal
 from .errors import HarnessError
 from .expect import that
 from .model_facts import EmbeddingFacts, ModelFacts
-from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, Client, Exchange, batch_content, chat_payload, completion_payload,
-                          disconnect_mid_stream, joined_content)
-from .openai_sdk import sdk_answers
-from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request
+from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, TRANSCRIPTIONS, TRANSLATIONS, Client, Exchange, batch_content,
+                          chat_payload, completion_payload, disconnect_mid_stream, joined_content)
+from .openai_sdk import sdk_answers, sdk_transcription
+from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request, stop_strings
+from .server_pool import SERVE, Retired
 from .targets import EMBED_SERVE, PROXY
 from . import vision_checks as vc, vision_reference  # noqa: E402  (the vision section, at the end)
+from . import speech_checks as sc, speech_reference  # noqa: E402  (the speech section, at the end)
 
 NO_PROMPT_LIMIT = 20.0  # seconds: a CLI that has not noticed the missing prompt by then hangs
+DEATH_WAIT = 1.0  # seconds: a dropped connection is seen a moment before the server's process is gone
 # Sentences for an embedding model without golden facts (a user's portfolio).
 NEUTRAL_SENTENCES = ("The cat sits on the mat.", "A cat is sitting on the mat.", "Stock markets fell sharply today.")
 
@@ -163,6 +166,11 @@ class Sut:
     last: Exchange | CliResult | None = None  # the latest exchange or command
     image_answers: list = field(default_factory=list)  # (VisionGolden, Answer) per question about images
     vision_reference: object | None = None  # support.vision_reference.VisionReferenceRun
+    load: object | None = None  # support.load.LoadRun of the @load scenario
+    load_setup: list[str] = field(default_factory=list)  # what the load's baseline could not ask
+    servers: list = field(default_factory=list)  # every LocalServer the scenario talks to
+    speech_answers: list = field(default_factory=list)  # SpeechAnswer per clip asked about, in order
+    speech_reference: object | None = None  # support.speech_reference.SpeechReferenceRun
 
     # --- what is tested ---------------------------------------------------------------------
 
@@ -171,10 +179,10 @@ class Sut:
 
     def any_chat_model(self) -> str:
         """The first chat model of the portfolio that the RAM gate lets run."""
-        model = next((m.id for m in self.suite.portfolio.chat if not self.suite.gated_reason(m.id)), None)
+        model = self.suite.portfolio.first("chat")
         if model is None:
             raise HarnessError("no chat model of the portfolio fits the RAM budget: "
-                               f"{[m.id for m in self.suite.portfolio.chat]}")
+                               f"{[m.id for m in self.suite.portfolio.anywhere.chat]}")
         return model
 
     def use(self, model_id: str, server: bool) -> None:
@@ -185,8 +193,38 @@ class Sut:
         """A running server for the model (resident from an earlier scenario, or started now)."""
         self.use_model(model_id)
         settings = self.suite.settings
-        self.server = self.suite.server(model_id)
+        self.server = self._acquire(model_id)
         self.client = Client(self.server.base_url, settings.request_timeout, settings.stream_timeout)
+
+    def _acquire(self, model_id: str, kind: str = SERVE):
+        """A server from the pool; one that hung earlier in the run is not asked again (a failed check)."""
+        try:
+            server = self.suite.server(model_id, kind)
+        except Retired as e:
+            raise AssertionError(f"the server for {model_id} hung earlier in this run and was stopped; it is not "
+                                 f"started again (a hang costs one timeout per model): {e.why}") from None
+        self.servers.append(server)
+        return server
+
+    # --- a server that dies or hangs ------------------------------------------------------------
+
+    def check_server(self, ex: Exchange) -> None:
+        """A failed check when the exchange's server hung (no answer within the timeout: the pool
+        retires it) or died under it (the log's last lines shown; the pool starts a fresh one later)."""
+        server = next((s for s in reversed(self.servers) if ex.url.startswith(s.base_url + "/")), None)
+        if server is None or ex.error is None or ex.closed_by_client:
+            return
+        where = f"{ex.method} {ex.url.removeprefix(server.base_url)}"
+        if ex.timed_out:
+            why = f"{where}: {ex.error}"
+            self.suite.pool.retire(server, why)
+            raise AssertionError(f"{server.name} for {server.model} hung: {why}; the server was stopped and the "
+                                 f"model's later scenarios fail at once; log: {server.log_path}; last lines: "
+                                 f"{server.last_lines()}\n{ex.describe()}")
+        if server.ended_within(DEATH_WAIT):
+            raise AssertionError(f"{server.name} for {server.model} crashed: the process {server.how_it_ended()} "
+                                 f"during {where} ({ex.error}); a fresh server serves later scenarios; log: "
+                                 f"{server.log_path}; last lines:\n{server.tail(15)}")
 
     # --- evidence -----------------------------------------------------------------------------
 
@@ -194,6 +232,8 @@ class Sut:
         self.evidence.append(item)
         evidence.attach(item, len(self.evidence))
         self.last = item
+        if isinstance(item, Exchange):
+            self.check_server(item)
         return item
 
     def _answer(self, prompt: str, way: str, item) -> Answer:
@@ -272,6 +312,48 @@ class Sut:
         return (self._answer(prompt, "openai client, one piece", batch),
                 self._answer(prompt, "openai client, streamed", stream))
 
+    # --- under load (support/load.py) ----------------------------------------------------------
+
+    def run_load(self):
+        """The mixed workload from several clients at once (count and time bounded, -D load_*); the
+        texts it must give: golden answers, else (and for text completions) the answer asked alone."""
+        settings, facts = self.suite.settings, self.facts
+        expected = [(p, facts.golden_for(p) or self._asked_alone(Api.CHAT, p)) for p in facts.prompts[:3]]
+        try:
+            stop = stop_strings(expected[0][1], 1)[0]
+        except HarnessError:
+            stop = None  # an answer too short to stop inside: the workload has no stop string
+        try:
+            completion = (facts.prompts[0], self._asked_alone(Api.TEXT, facts.prompts[0],
+                                                              max_tokens=load.COMPLETION_TOKENS))
+        except AssertionError as e:  # reported with the answers; the load still runs without it
+            completion, self.load_setup = None, [f"the text completion asked alone before the load failed, so the "
+                                                 f"workload has none: {str(e).splitlines()[0]}"]
+        hang_up = facts.longest.prompt if facts.goldens else facts.prompts[0]
+        jobs = load.plan(self.model, expected, stop, completion, hang_up)
+        self.load = load.run(self.client, jobs, settings.load_clients, settings.load_requests, settings.load_seconds,
+                             self.server.rss_bytes, alive=self.server.alive)
+        evidence.attach_text(self.load.series(), "load: RSS samples and every request")
+        for outcome in self.load.failed[:3]:  # the failures' exchanges; a server that hung or died fails here
+            self.record(outcome.exchange)
+        return self.load
+
+    def _asked_alone(self, api: Api, prompt: str, **sampling) -> str:
+        """The server's answer to one request asked alone (well-formed, or a failed check)."""
+        answer = self._answer(prompt, "server, alone before the load",
+                              self.client.post_json(api.value, api.payload(self.model, prompt, **sampling)))
+        api_checks.check_well_formed(answer.evidence)
+        return answer.text
+
+    def load_problems(self, answers: bool) -> list[str]:
+        """The load run's wrong answers and errors (``answers``), or its memory growth and slowdown."""
+        if self.load is None:
+            raise HarnessError("the scenario ran no load before checking it")
+        settings = self.suite.settings
+        if answers:
+            return self.load_setup + load.answer_problems(self.load)
+        return load.steady_problems(self.load, load.Bounds(settings.load_rss_growth_mb, settings.load_slowdown_factor))
+
     # --- the command line -----------------------------------------------------------------------
 
     def run_cli(self, *args: str, loads: str | None = None, timeout: float | None = None,
@@ -288,8 +370,13 @@ class Sut:
                 timeout: float | None = None, **sampling) -> Answer:
         """`prompt` on the command line (temperature 0 unless given), as a script or in a terminal."""
         model = model or self.model
+        hung = self.suite.cli_hung.get(model)
+        that(hung is None, f"the command line hung earlier in this run on {model} and is not asked again "
+                           f"(a hang costs one timeout per model): {hung}")
         args = self.suite.target.ask_args(model, prompt, {"temperature": 0, **sampling}, *flags)
         result = self.run_cli(*args, loads=model, timeout=timeout, terminal=terminal)
+        if result.timed_out and prompt is not None:
+            self.suite.cli_hung[model] = f"{' '.join(result.argv[-len(args):])!r} killed after {result.timeout:g} s"
         way = "command line" + (" --json" if "--json" in flags else "") + (" in a terminal" if terminal else "")
         answer = Answer(prompt or "", way, result)
         self.answers.append(answer)
@@ -320,13 +407,13 @@ class Sut:
         self.model, self.embedding = model_id, self.suite.embedding_facts(model_id)
         if server:
             settings = self.suite.settings
-            self.server = self.suite.server(model_id, EMBED_SERVE)
+            self.server = self._acquire(model_id, EMBED_SERVE)
             self.client = Client(self.server.base_url, settings.request_timeout, settings.stream_timeout)
 
     def any_embedding_model(self) -> str | None:
         """The first embedding model of the portfolio that the RAM gate lets run; None when there is
         none (embedding models are an optional kind: the scenario is skipped, see the steps)."""
-        return next((m.id for m in self.suite.portfolio.embeddings if not self.suite.gated_reason(m.id)), None)
+        return self.suite.portfolio.first("embeddings")
 
     def sentences(self) -> tuple[str, ...]:
         """The golden sentences of the embedding model in use (the manifest's), else neutral ones."""
@@ -355,7 +442,7 @@ class Sut:
             raise HarnessError("the scenario started no embedding backend before the proxy")
         chat = self.any_chat_model()
         suite, settings = self.suite, self.suite.settings
-        proxy = suite.server(chat, PROXY + self.server.base_url)
+        proxy = self._acquire(chat, PROXY + self.server.base_url)
         if not self.server.alive():  # starting the proxy evicted its own backend
             raise HarnessError(f"the RAM budget holds no chat server beside the embedding backend of {self.model}; "
                                f"resident: {suite.pool.resident()}")
@@ -521,9 +608,7 @@ class Sut:
 
     def any_text_only_chat_model(self) -> str | None:
         """The first chat model without the vision capability that the RAM gate lets run (None: none)."""
-        vision = {m.id for m in self.suite.portfolio.vision}
-        return next((m.id for m in self.suite.portfolio.chat
-                     if m.id not in vision and not self.suite.gated_reason(m.id)), None)
+        return self.suite.portfolio.first("chat", lambda m: "vision" not in m.capabilities)
 
     def send_bad_images(self, rows) -> list:
         """Each named bad image request, each followed by a good question about an image (for a
@@ -535,7 +620,7 @@ class Sut:
             ex = self.client.post_json(CHAT, payload)
             ex.request_json = vc.redacted_request(payload, limit=4096)  # evidence without megabytes of base64
             bad = self.record(ex)
-            if any(m.id == self.model for m in self.suite.portfolio.vision):
+            if any(m.id == self.model for m in self.suite.portfolio.anywhere.vision):
                 good = self.client.post_json(CHAT, vc.image_payload(self.model, good_golden.prompt, [good_image],
                                                                     max_tokens=vc.MAX_TOKENS_AFTER_BAD))
             else:
@@ -552,3 +637,124 @@ class Sut:
         result = self.record(vision_reference.run(path, questions, max_tokens, suite.settings.cli_timeout))
         self.vision_reference = vision_reference.parse(result)
         return self.vision_reference
+
+    # --- speech: transcription and translation (support/speech_checks.py, support/speech_reference.py) --
+
+    def speech_clips(self) -> tuple:
+        """The model's golden clips (demo), or the neutral clip (a user's cache)."""
+        return sc.clips_of(self.suite.manifest, self.model) or (sc.neutral_clip()[0],)
+
+    def clip_data(self, clip) -> bytes:
+        if self.suite.manifest is None:
+            return sc.neutral_clip()[1]
+        return sc.clip_bytes(self.image_root(), clip)
+
+    def clip_path(self, clip) -> str:
+        """The clip as a file: the demo's asset, or the neutral clip written to the reports folder."""
+        if self.suite.manifest is not None:
+            return str(self.image_root() / clip.file)
+        return str(self._scratch_file(clip.file, self.clip_data(clip)))
+
+    def _scratch_file(self, name: str, data: bytes) -> Path:
+        folder = evidence.EVIDENCE.parent / "speech-clips"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        return folder / name
+
+    def can_translate(self, model_id: str | None = None) -> bool:
+        """The model is listed with the translation capability (`mlxk list`: audio-translate-en)."""
+        model_id = model_id or self.model
+        return any(m.id == model_id and sc.TRANSLATE_CAPABILITY in m.capabilities for m in self.suite.portfolio.anywhere.audio)
+
+    def upload(self, clip, task: str = sc.TRANSCRIBE, response_format: str | None = None,
+               language: str | None = None, data: bytes | None = None, filename: str | None = None,
+               model: str | None = None) -> "SpeechAnswer":
+        """POST the clip (or `data` under its name) to the transcription or translation endpoint."""
+        data = self.clip_data(clip) if data is None else data
+        fields = sc.upload_fields(model or self.model, response_format, language)
+        note = sc.audio_note(data)
+        path = TRANSCRIPTIONS if task == sc.TRANSCRIBE else TRANSLATIONS
+        ex = self.record(self.client.post_multipart(path, fields, filename or clip.file, data, note=note))
+        if data:
+            evidence.attach_audio(filename or clip.file, data, len(self.evidence))
+        found = SpeechAnswer(clip, task, response_format, language, ex)
+        self.speech_answers.append(found)
+        return found
+
+    def transcribe_cli(self, clip, *flags: str, task: str = sc.TRANSCRIBE, language: str | None = None,
+                       path: str | None = None, model: str | None = None) -> "SpeechAnswer":
+        """`mlxk run MODEL --audio FILE` (with --language, --translate, --json as asked)."""
+        model = model or self.model
+        target = self.suite.target
+        extra = target.audio_flags(path or self.clip_path(clip), language, task == sc.TRANSLATE)
+        result = self.run_cli(*target.ask_args(model, None, {}, *extra, *flags), loads=model)
+        if path is None:
+            evidence.attach_audio(clip.file, self.clip_data(clip), len(self.evidence))
+        found = SpeechAnswer(clip, task, "--json" if "--json" in flags else None, language, result)
+        self.speech_answers.append(found)
+        return found
+
+    def transcribe_cli_missing(self, *flags: str) -> CliResult:
+        """`mlxk run MODEL --audio` with a file that does not exist."""
+        missing = str(Path(tempfile.gettempdir()) / "mlx-e2e-no-such-folder" / sc.MISSING_CLIP)
+        return self.transcribe_cli(self.speech_clips()[0], *flags, path=missing).evidence
+
+    def transcribe_cli_not_audio(self, *flags: str) -> CliResult:
+        """`mlxk run MODEL --audio` with a file of text bytes named like a WAV."""
+        path = self._scratch_file("not-audio.wav", sc.NOT_AUDIO)
+        return self.transcribe_cli(self.speech_clips()[0], *flags, path=str(path)).evidence
+
+    def any_speech_model(self) -> str | None:
+        """The first speech model of the portfolio that the RAM gate lets run (None: none)."""
+        return self.suite.portfolio.first("audio")
+
+    def upload_for_chat_model(self, clip) -> None:
+        """The clip uploaded for transcription naming a chat model of the portfolio, then as it should be."""
+        self.upload(clip, model=self.any_chat_model())
+        self.upload(clip)
+
+    def send_bad_uploads(self, rows) -> list[BadRequestOutcome]:
+        """Each named bad upload, each followed by a good transcription: `bad_requests`."""
+        clip = self.speech_clips()[0]
+        for name, status in rows:
+            bad = self.upload(clip, **sc.bad_upload(name, self.clip_data(clip))).evidence
+            good = self.upload(clip).evidence
+            self.bad_requests.append(BadRequestOutcome(name, status, bad, good))
+        return self.bad_requests
+
+    def decode_speech_reference(self, asks: Iterable[tuple]) -> object:
+        """mlx-audio's own transcriptions of (clip, task) pairs, in a subprocess."""
+        suite = self.suite
+        suite.make_room_for_process(self.model)
+        path = reference_decoder.snapshot_path(self.model, suite.hf_home)
+        asks = [speech_reference.Ask(self.clip_path(c), task) for c, task in asks]
+        result = self.record(speech_reference.run(path, asks, suite.settings.cli_timeout))
+        self.speech_reference = speech_reference.parse(result)
+        return self.speech_reference
+
+    def transcribe_openai_client(self, clip) -> Exchange:
+        """The official OpenAI client uploads the clip (client.audio.transcriptions.create)."""
+        ex = self.record(sdk_transcription(self.server.base_url, self.model, clip.file, self.clip_data(clip),
+                                           self.suite.settings.request_timeout))
+        self.speech_answers.append(SpeechAnswer(clip, sc.TRANSCRIBE, None, None, ex))
+        return ex
+
+
+@dataclass(frozen=True)
+class SpeechAnswer:
+    """What came back for one clip, one way: an upload (Exchange) or `mlxk run --audio` (CliResult)."""
+
+    clip: object  # support.speech_checks.SpeechClip
+    task: str
+    response_format: str | None  # the server's format; on the command line "--json" or None
+    language: str | None
+    evidence: Exchange | CliResult
+
+    @property
+    def way(self) -> str:
+        if isinstance(self.evidence, CliResult):
+            return "command line" + (" --json" if self.response_format else "")
+        return f"server ({self.response_format or 'json'})"
+
+    def describe(self) -> str:
+        return f"--- {self.task} of {self.clip.describe()}, {self.way}:\n{self.evidence.describe()}"

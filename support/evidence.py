@@ -26,10 +26,20 @@ def attach(item: Exchange | CliResult, number: int) -> None:
         allure.attach(text, name=f"{kind} #{number} {name}", attachment_type=allure.attachment_type.TEXT)
 
 
+def attach_text(text: str, name: str) -> None:
+    """Attach a text (a series, a table) to the scenario's Allure result."""
+    allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+
+
 def attach_images(images: dict[str, bytes], number: int) -> None:
     """Attach the images the scenario's `number`-th exchange or command asked about (PNG)."""
     for name, data in images.items():
         allure.attach(data, name=f"image #{number} {name}", attachment_type=allure.attachment_type.PNG)
+
+
+def attach_audio(name: str, data: bytes, number: int) -> None:
+    """Attach the sound file the scenario's `number`-th exchange or command uploaded (Allure plays WAV)."""
+    allure.attach(data, name=f"audio #{number} {name}", attachment_type="audio/wav", extension="wav")
 
 
 def keep_failure(scenario_name: str, items: list, server_log: Path | None) -> Path:

@@ -13,6 +13,13 @@ Figures per model, each with its unit, the number of samples and their median, m
 * ``embed_server_startup``: ``mlxk embed-serve MODEL`` started until ``GET /health`` answered 200.
 * ``embed_inputs_per_s``: embedding throughput: the inputs of a ``POST /v1/embeddings`` answered 200,
   divided by its request time (the model is loaded already).
+* ``speech_rtf``: real-time factor of a speech model: the seconds of audio of a WAV uploaded to
+  ``POST /v1/audio/transcriptions`` or ``/translations`` and answered 200, divided by its request
+  time (above 1: faster than real time).
+
+* ``load``: the @load scenario's run (features/load.feature, support/load.py): clients, requests,
+  errors, requests per second, latency p50/p95 of the requests answered right, the server's RSS
+  peak and its growth after warm-up (MiB); null for a model without a load run.
 
 Only exchanges that succeeded count: an HTTP error, a broken or cut stream, a timed-out or
 failed command says nothing about speed. Nothing here measures on its own: the hooks feed it
@@ -36,10 +43,11 @@ import psutil
 from .cli_runner import CliResult
 from .config import Thresholds
 from .expect import that
-from .openai_http import CHAT, COMPLETIONS, EMBEDDINGS, Exchange
+from .openai_http import CHAT, COMPLETIONS, EMBEDDINGS, TRANSCRIPTIONS, TRANSLATIONS, Exchange
 
 UNITS = {"server_startup": "s", "ttft": "s", "tokens_per_s": "tokens/s", "batch_latency": "s",
-         "cli_wall": "s", "embed_server_startup": "s", "embed_inputs_per_s": "inputs/s"}
+         "cli_wall": "s", "embed_server_startup": "s", "embed_inputs_per_s": "inputs/s",
+         "speech_rtf": "audio s/s"}
 MEANING = {
     "server_startup": "mlxk serve started until GET /health answered 200",
     "ttft": "streamed answer: request sent until the first chunk with content",
@@ -48,7 +56,10 @@ MEANING = {
     "cli_wall": "mlxk run MODEL ... (exit 0): wall time, model load included",
     "embed_server_startup": "mlxk embed-serve MODEL started until GET /health answered 200",
     "embed_inputs_per_s": "POST /v1/embeddings answered 200: inputs / request seconds",
+    "speech_rtf": "POST /v1/audio/transcriptions or /translations answered 200: audio seconds / request seconds",
 }
+LOAD_MEANING = ("@load: a mixed workload from several clients at once: requests, errors, requests_per_s, latency "
+                "p50/p95 (s) of the requests answered right, the server's RSS peak and growth after warm-up (MiB)")
 _COMPLETION_PATHS = (CHAT, COMPLETIONS)
 
 
@@ -109,6 +120,17 @@ def embedding_inputs(ex: Exchange) -> int | None:
     return 1 if isinstance(given, str) else len(given) if isinstance(given, list) else None
 
 
+def real_time_factor(ex: Exchange) -> float | None:
+    """Seconds of audio per second of a successful speech upload (None for anything else: the
+    upload's evidence must say its audio's length, `file.audio_seconds`)."""
+    if not (ex.method == "POST" and ex.url.rstrip("/").endswith((TRANSCRIPTIONS, TRANSLATIONS))
+            and ex.status == 200 and ex.error is None and ex.seconds > 0 and isinstance(ex.request_json, dict)):
+        return None
+    upload = ex.request_json.get("file")
+    seconds = upload.get("audio_seconds") if isinstance(upload, dict) else None
+    return seconds / ex.seconds if isinstance(seconds, (int, float)) and seconds > 0 else None
+
+
 def _exchange_model(ex: Exchange) -> str | None:
     model = ex.request_json.get("model") if isinstance(ex.request_json, dict) else None
     return model if isinstance(model, str) else None
@@ -139,6 +161,11 @@ class Collector:
     def __init__(self, models: Iterable[str] | None = None) -> None:
         self.models = set(models) if models is not None else None
         self.samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.loads: dict[str, dict] = {}  # model -> support.load.LoadRun.summary() of its @load run
+
+    def add_load(self, model: str, figures: dict) -> None:
+        """The figures of a model's load run (the last one counts)."""
+        self.loads[model] = dict(figures)
 
     def _add(self, model: str | None, figure: str, value: float | None) -> None:
         if model is not None and value is not None and math.isfinite(value):
@@ -152,6 +179,8 @@ class Collector:
                 answered = item.json.get("model") if isinstance(item.json, dict) else None
                 self._add(answered if isinstance(answered, str) else _exchange_model(item), "embed_inputs_per_s",
                           embedding_inputs(item) / item.seconds if item.seconds > 0 else None)
+            elif isinstance(item, Exchange) and real_time_factor(item) is not None:
+                self._add(_exchange_model(item), "speech_rtf", real_time_factor(item))
             elif isinstance(item, Exchange) and _is_completion(item):
                 model = _exchange_model(item)
                 if item.streamed:
@@ -177,8 +206,8 @@ class Collector:
     def record(self, model: str) -> dict:
         """One model's figures: name -> summary (with unit)."""
         got = self.samples.get(model, {})
-        return {name: summary(got.get(name, []), unit, 2 if unit.endswith("/s") else 4)
-                for name, unit in UNITS.items()}
+        return {**{name: summary(got.get(name, []), unit, 2 if unit.endswith("/s") else 4)
+                   for name, unit in UNITS.items()}, "load": self.loads.get(model)}
 
     def report(self, models: Iterable[str], machine: Mapping, *, sut_version: str = "",
                portfolio: str = "", gated: Mapping[str, str] | None = None) -> dict:
@@ -186,7 +215,7 @@ class Collector:
 
         ``models`` come first in their order; a model with samples but not listed follows.
         """
-        ordered = list(dict.fromkeys([*models, *sorted(self.samples)]))
+        ordered = list(dict.fromkeys([*models, *sorted(self.samples), *sorted(self.loads)]))
         gated = gated or {}
         return {
             "sut_version": sut_version,
@@ -194,6 +223,7 @@ class Collector:
             "machine": dict(machine),
             "units": dict(UNITS),
             "meaning": dict(MEANING),
+            "load_meaning": LOAD_MEANING,
             "models": [{"model": m, "gated": gated.get(m), **self.record(m)} for m in ordered],
         }
 
@@ -252,10 +282,16 @@ def format_table(report: Mapping) -> list[str]:
         cells = []
         for name, label in (("server_startup", "startup"), ("ttft", "ttft"), ("tokens_per_s", "tok/s"),
                             ("batch_latency", "batch"), ("cli_wall", "cli"),
-                            ("embed_server_startup", "embed startup"), ("embed_inputs_per_s", "inputs/s")):
+                            ("embed_server_startup", "embed startup"), ("embed_inputs_per_s", "inputs/s"),
+                            ("speech_rtf", "real-time factor")):
             s = rec[name]
             if s["median"] is not None:
                 cells.append(f"{label} {s['median']:g}{'' if s['unit'].endswith('/s') else ' s'}")
+        load = rec.get("load")
+        if load:
+            cells.append(f"load {load['requests']} req {load['requests_per_s']}/s p50 {load['latency_p50_s']} s "
+                         f"p95 {load['latency_p95_s']} s, RSS peak {load['rss_peak_mib']} MiB "
+                         f"growth {load['rss_growth_mib']} MiB")
         if cells:
             lines.append(f"{rec['model']}: " + ", ".join(cells))
     return lines

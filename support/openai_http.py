@@ -26,6 +26,8 @@ MODELS = "/v1/models"
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 EMBEDDINGS = "/v1/embeddings"
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
+TRANSLATIONS = "/v1/audio/translations"
 _READ_SIZE = 65536
 # A body read can fail with: urllib3 errors (protocol, read timeout), http.client ones (broken
 # chunking), socket errors, and ValueError (invalid UTF-8 in an event, read after close).
@@ -53,6 +55,8 @@ class Exchange:
     ttft_seconds: float | None = None
     chunk_texts: list[str] = field(default_factory=list)
     streamed: bool = False
+    timed_out: bool = False  # no answer, or no end of the stream, within the client's timeout
+    closed_by_client: bool = False  # the client hung up on purpose (disconnect_mid_stream)
 
     @property
     def content_type(self) -> str:
@@ -205,6 +209,16 @@ class Client:
         ex = Exchange("POST", self.url(path), request_body=body)
         return self._exchange(ex, {"data": body, "headers": {"Content-Type": content_type}})
 
+    def post_multipart(self, path: str, fields: dict, filename: str, data: bytes,
+                       content_type: str = "audio/wav", note: dict | None = None) -> Exchange:
+        """A form upload (multipart/form-data: `fields` and one file under the name "file"), as
+        OpenAI's audio endpoints take it. The evidence shows the fields and a summary of the file
+        (its name, type, size and whatever `note` adds), never its bytes."""
+        summary = {"filename": filename, "content_type": content_type, "bytes": len(data), **(note or {})}
+        ex = Exchange("POST", self.url(path), request_json={**fields, "file": summary})
+        form = {k: (None, str(v)) for k, v in fields.items()}
+        return self._exchange(ex, {"files": {**form, "file": (filename, data, content_type)}})
+
     def stream(self, path: str, payload: dict) -> Exchange:
         """POST with `"stream": true` and read the whole SSE stream within `stream_timeout`."""
         return read_stream(self.url(path), {**payload, "stream": True}, self.stream_timeout)
@@ -215,6 +229,7 @@ class Client:
             response = requests.request(ex.method, ex.url, timeout=self.timeout, **kwargs)
         except requests.RequestException as e:
             ex.error = _network_error(e, self.timeout)
+            ex.timed_out = isinstance(e, requests.Timeout)
         else:
             _record_head(ex, response)
             ex.body_text = response.content.decode("utf-8", errors="backslashreplace")
@@ -232,6 +247,7 @@ def read_stream(url: str, payload: dict, stream_timeout: float, stop_after: int 
         response = requests.post(url, json=payload, stream=True, timeout=(min(10.0, stream_timeout), stream_timeout))
     except requests.RequestException as e:
         ex.error = _network_error(e, stream_timeout)
+        ex.timed_out = isinstance(e, requests.Timeout)
         ex.seconds = time.monotonic() - started
         return ex
     _record_head(ex, response)
@@ -249,6 +265,7 @@ def read_stream(url: str, payload: dict, stream_timeout: float, stop_after: int 
         watchdog.cancel()
         response.close()
     if watchdog.fired or time.monotonic() >= deadline:
+        ex.timed_out = True
         ex.error = f"stream not finished within the {stream_timeout:g} s deadline (connection closed by the client)"
     ex.transcript = ex.body_text = body.text()
     if response.status_code != 200:
@@ -269,6 +286,7 @@ def _read_events(ex: Exchange, body: _RecordingBody, started: float, stop_after:
                     ex.ttft_seconds = time.monotonic() - started
         if stop_after is not None and len(ex.events) >= stop_after:
             ex.error = f"client closed the connection on purpose after {len(ex.events)} events"
+            ex.closed_by_client = True
             return
 
 

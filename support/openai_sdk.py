@@ -16,12 +16,13 @@ import httpx
 from .openai_http import Exchange
 
 
-def _exchange(response: httpx.Response | None, streamed: bool) -> Exchange:
+def _exchange(response: httpx.Response | None, streamed: bool, summary: dict | None = None) -> Exchange:
+    """The exchange of `response`; `summary` stands for a request body that is not JSON (an upload)."""
     if response is None:
-        return Exchange("POST", "(no request was sent)", streamed=streamed)
+        return Exchange("POST", "(no request was sent)", request_json=summary, streamed=streamed)
     request = response.request
     try:
-        payload = json.loads(request.content)
+        payload = summary if summary is not None else json.loads(request.content)
     except ValueError:
         payload = None
     ex = Exchange(request.method, str(request.url), request_json=payload, status=response.status_code,
@@ -31,9 +32,9 @@ def _exchange(response: httpx.Response | None, streamed: bool) -> Exchange:
     return ex
 
 
-def sdk_answers(base_url: str, model: str, prompt: str, timeout: float) -> tuple[Exchange, Exchange]:
-    """`prompt` asked at temperature 0 through `openai.OpenAI`, in one piece and streamed."""
-    from openai import OpenAI, OpenAIError
+def _recording_client(base_url: str, timeout: float):
+    """(httpx client, OpenAI client over it, the raw responses it has received)."""
+    from openai import OpenAI
 
     responses: list[httpx.Response] = []
 
@@ -44,6 +45,14 @@ def sdk_answers(base_url: str, model: str, prompt: str, timeout: float) -> tuple
     http = httpx.Client(event_hooks={"response": [keep]}, timeout=timeout)
     client = OpenAI(base_url=base_url + "/v1", api_key="not-needed", max_retries=0, timeout=timeout,
                     http_client=http)
+    return http, client, responses
+
+
+def sdk_answers(base_url: str, model: str, prompt: str, timeout: float) -> tuple[Exchange, Exchange]:
+    """`prompt` asked at temperature 0 through `openai.OpenAI`, in one piece and streamed."""
+    from openai import OpenAIError
+
+    http, client, responses = _recording_client(base_url, timeout)
     messages = [{"role": "user", "content": prompt}]
     out = []
     with http:
@@ -66,3 +75,22 @@ def sdk_answers(base_url: str, model: str, prompt: str, timeout: float) -> tuple
             ex.started_at, ex.seconds = started, time.monotonic() - started
             out.append(ex)
     return out[0], out[1]
+
+
+def sdk_transcription(base_url: str, model: str, filename: str, data: bytes, timeout: float) -> Exchange:
+    """The clip uploaded through `openai.OpenAI().audio.transcriptions.create` (json format)."""
+    from openai import OpenAIError
+
+    started = time.monotonic()
+    parsed, error = None, None
+    http, client, responses = _recording_client(base_url, timeout)
+    with http:
+        try:
+            parsed = client.audio.transcriptions.create(model=model, file=(filename, data, "audio/wav")).model_dump()
+        except OpenAIError as e:
+            error = f"the openai client raised {type(e).__name__}: {e}"
+    summary = {"model": model, "file": {"filename": filename, "bytes": len(data)}}
+    ex = _exchange(responses[-1] if responses else None, False, summary)
+    ex.json, ex.error = parsed, error
+    ex.started_at, ex.seconds = started, time.monotonic() - started
+    return ex

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 AREAS: tuple[tuple[str, str], ...] = (("server", "server"), ("streaming", "streaming"),
                                       ("parity", "parity"), ("cli", "CLI"), ("performance", "speed"),
                                       ("embeddings", "embeddings"),
-                                      ("vision", "vision"))
+                                      ("vision", "vision"), ("speech", "speech"))
 NO_MODEL = "(not per model)"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 _FAILED = {"failed", "error", "hook_error", "cleanup_error", "undefined", "pending", "pending_warn"}

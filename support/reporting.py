@@ -40,6 +40,8 @@ def after_scenario(context, scenario, issue) -> None:
                        issue.id if issue is not None else None,
                        feature=scenario.location.filename, scenario=scenario.name)
     context.speed.add_evidence(context.sut.evidence)
+    if context.sut.load is not None:
+        context.speed.add_load(context.sut.model, context.sut.load.summary())
     if issue is not None:
         allure_results.mark_open_test_known(issue.id, issue.kind, issue.link)
 

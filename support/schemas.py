@@ -169,6 +169,18 @@ EMBEDDINGS = {  # OpenAI's embeddings response; `embedding` a float list or a ba
     },
 }
 
+# OpenAI's audio API (openai-python types/audio): json is Transcription, verbose_json TranscriptionVerbose
+# (duration of the input audio, language, text; segments optional, each with id, start, end, text).
+TRANSCRIPTION = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
+_SEGMENT = {"type": "object", "required": ["id", "start", "end", "text"],
+            "properties": {"id": {"type": "integer"}, "start": {"type": "number"}, "end": {"type": "number"},
+                           "text": {"type": "string"}}}
+VERBOSE_TRANSCRIPTION = {
+    "type": "object", "required": ["duration", "language", "text"],
+    "properties": {"duration": {"type": "number", "minimum": 0}, "language": {"type": "string", "minLength": 1},
+                   "text": {"type": "string"}, "segments": {"type": "array", "items": _SEGMENT}},
+}
+
 
 def parse_one_document(stdout: str, what: str, evidence: str = "") -> object:
     """stdout must hold exactly one JSON document and nothing else."""

@@ -12,7 +12,7 @@ from typing import Callable
 from .errors import SuiteError
 from .server_process import LocalServer
 
-Event = tuple[str, str, float]  # ("start" | "evict" | "stop", label, seconds); label: see label()
+Event = tuple[str, str, float]  # ("start" | "evict" | "stop" | "died" | "hung", label, seconds); label: see label()
 SERVE = "serve"  # the default kind of server: one model answering chat and completions
 Key = tuple[str, str]  # (kind, model)
 
@@ -21,6 +21,14 @@ def label(key: Key) -> str:
     """A resident server as people read it: the model, with its kind unless it is a plain serve."""
     kind, model = key
     return model if kind == SERVE else f"{model} ({kind})"
+
+
+class Retired(Exception):
+    """A server of this (kind, model) hung earlier in the run and was retired: not started again."""
+
+    def __init__(self, key: Key, why: str) -> None:
+        super().__init__(f"{label(key)}: {why}")
+        self.key, self.why = key, why
 
 
 class ServerPool:
@@ -32,6 +40,9 @@ class ServerPool:
     Cost of a resident server = ``need_bytes(model)`` + its measured RSS. A candidate's RSS
     is estimated as the largest RSS measured so far. One server is always allowed.
     With ``reuse=False`` every ``acquire`` stops the previous servers and starts afresh.
+    A server that died is noticed at the next ``acquire`` (its process is polled) and replaced; one
+    that hung is ``retire``d: stopped, and its key refused (``Retired``) for the rest of the run, so a
+    hang costs one timeout per model and kind, not one per scenario.
     """
 
     def __init__(
@@ -53,6 +64,7 @@ class ServerPool:
         self._servers: OrderedDict[Key, LocalServer] = OrderedDict()  # LRU first
         self._costs: dict[Key, float] = {}
         self._starting: LocalServer | None = None
+        self.retired: dict[Key, str] = {}  # key -> why (see retire)
         self._max_rss = 0.0
         self._lock = threading.RLock()  # re-entrant: stop_all may run from a signal handler
         atexit.register(self._stop_at_exit)
@@ -61,12 +73,14 @@ class ServerPool:
         """A running server of ``kind`` for ``model``: the resident one when alive, else a new one."""
         key = (kind, model)
         with self._lock:
+            if key in self.retired:
+                raise Retired(key, self.retired[key])
             server = self._servers.get(key)
             if server is not None and self.reuse and server.alive():
                 self._servers.move_to_end(key)
                 return server
             if server is not None:
-                self._end(key, "stop")
+                self._end(key, "stop" if server.alive() else "died")  # a dead one: its leftovers collected
             if not self.reuse:
                 for resident in list(self._servers):
                     self._end(resident, "stop")
@@ -83,6 +97,15 @@ class ServerPool:
         ``extra_bytes`` (a CLI or reference-decoder run) fit the budget, or no server is left."""
         with self._lock:
             self._make_room(extra_bytes)
+
+    def retire(self, server: LocalServer, why: str) -> None:
+        """Stop a resident server that hung and refuse its key from now on (``Retired`` with ``why``).
+        A server the pool does not hold is left alone."""
+        with self._lock:
+            key = next((k for k, s in self._servers.items() if s is server), None)
+            if key is not None:
+                self.retired[key] = why
+                self._end(key, "hung")
 
     def resident(self) -> list[str]:
         """Resident servers (see label()), least recently used first."""
@@ -152,7 +175,7 @@ class ServerPool:
         return server
 
     def _end(self, key: Key, kind: str) -> None:
-        """Stop the server of ``key``, then forget it (``kind``: "stop" or "evict").
+        """Stop the server of ``key``, then forget it (``kind``: "stop", "evict", "died" or "hung").
 
         An interruption (Ctrl-C) mid-stop keeps it listed, so a later stop_all retries;
         a SuiteError (processes survived SIGKILL) forgets it: retrying cannot help.

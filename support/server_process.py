@@ -161,6 +161,25 @@ class LocalServer:
         """True while the server process itself still runs."""
         return self._proc is not None and not self._stopped and self._proc.poll() is None
 
+    def ended_within(self, seconds: float) -> bool:
+        """True when the server process (started, not stopped by us) has exited, or exits within
+        ``seconds``: a dropped connection is seen a moment before its process is gone."""
+        if self._proc is None or self._stopped:
+            return False
+        deadline = time.monotonic() + seconds
+        while self._proc.poll() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_SLEEP)
+        return True
+
+    def how_it_ended(self) -> str:
+        """'exited with code N' or 'was killed by SIGNAME' (its exit status; 'is still running')."""
+        code = None if self._proc is None else self._proc.poll()
+        if code is None:
+            return "is still running"
+        return f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
+
     def pids(self) -> list[int]:
         """The server's PID and its descendants' PIDs seen so far (refreshed now)."""
         self._track()
@@ -253,23 +272,19 @@ class LocalServer:
                 pass
             time.sleep(min(POLL_SLEEP, max(0.0, deadline - time.monotonic())))
 
-    def _last_lines(self) -> str:
+    def last_lines(self) -> str:
         """The log tail as one line, at most ~TAIL_CHARS characters."""
         lines = [line.strip() for line in self.tail(20).splitlines() if line.strip()]
         joined = " | ".join(lines)
         return ("..." + joined[-TAIL_CHARS:]) if len(joined) > TAIL_CHARS else (joined or "(empty)")
 
     def _early_exit_message(self) -> str:
-        assert self._proc is not None
-        code = self._proc.returncode
-        how = f"exited with code {code}" if code is None or code >= 0 else (
-            f"was killed by {signal.Signals(-code).name}")
-        return (f"{self.name} for {self.model} {how} before it was ready; "
-                f"log: {self.log_path}; last lines: {self._last_lines()}")
+        return (f"{self.name} for {self.model} {self.how_it_ended()} before it was ready; "
+                f"log: {self.log_path}; last lines: {self.last_lines()}")
 
     def _timeout_message(self) -> str:
         return (f"{self.name} for {self.model} was not ready within {self.startup_timeout:g} s; "
-                f"log: {self.log_path}; last lines: {self._last_lines()}")
+                f"log: {self.log_path}; last lines: {self.last_lines()}")
 
     # -- teardown -------------------------------------------------------------------------
 

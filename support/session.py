@@ -28,6 +28,7 @@ class Session:
     sizes: dict[str, int]
     pool: object | None = None
     timings: Counter = field(default_factory=Counter)  # seconds spent by kind: request, cli, reference
+    cli_hung: dict[str, str] = field(default_factory=dict)  # model -> the `mlxk run` that hung (asked no more)
     _facts: dict[str, ModelFacts] = field(default_factory=dict)
 
     @property

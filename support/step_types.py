@@ -57,7 +57,13 @@ EMBED_INPUT = {"as an argument": "argument", "from stdin": "stdin", "as a batch"
 ENCODING = {"as floats": "float", "as base64": "base64"}
 EMBED_VIA = {"the embeddings server": "embed-serve", "the chat server": "proxy"}
 
+# Speech: which speech model (and whether through a server for it), what is asked of a recording.
+ANY_SPEECH_MODEL = {"any portfolio speech model": False, "a server for any portfolio speech model": True}
+SPEECH_TASK = {"transcription": "transcribe", "translation": "translate"}
+
 register_type(
+    AnySpeechModel=TypeBuilder.make_enum(ANY_SPEECH_MODEL),
+    SpeechTask=TypeBuilder.make_enum(SPEECH_TASK),
     Embedder=TypeBuilder.make_enum(EMBEDDER),
     AnyEmbedder=TypeBuilder.make_enum(ANY_EMBEDDER),
     EmbedInput=TypeBuilder.make_enum(EMBED_INPUT),

@@ -72,3 +72,8 @@ class MlxKnife:
     def image_flags(self, paths: list[str], chunk: int | None) -> tuple[str, ...]:
         """`mlxk run` flags for a question about image files (and images per model call)."""
         return ("--image", *paths, *(("--chunk", str(chunk)) if chunk else ()))
+
+    def audio_flags(self, path: str, language: str | None, translate: bool) -> tuple[str, ...]:
+        """`mlxk run` flags for a sound file to transcribe (in `language`) or translate to English."""
+        return ("--audio", path, *(("--language", language) if language else ()),
+                *(("--translate",) if translate else ()))

@@ -63,6 +63,8 @@ def write(tally: Tally, suite, problems: list[str]) -> dict:
         "shard": "{}/{}".format(*suite.settings.shard) if suite.settings.shard else None,
         "server_starts": getattr(pool, "starts", 0),
         "server_evictions": sum(1 for e in getattr(pool, "events", ()) if e[0] == "evict"),
+        "servers_died": [e[1] for e in getattr(pool, "events", ()) if e[0] == "died"],  # noticed, replaced
+        "servers_hung": [e[1] for e in getattr(pool, "events", ()) if e[0] == "hung"],  # retired for the run
         "seconds": {"server_startup": round(getattr(pool, "startup_seconds_total", 0.0), 3),
                     **{k: round(v, 3) for k, v in sorted(suite.timings.items())}},
         "known_failures": tally.known_failures,

@@ -27,6 +27,16 @@ def mlxk() -> tuple[str, ...]:
     return (str(Path(sys.executable).parent / "mlxk"),)
 
 
+@pytest.fixture(scope="session")
+def run_cache(request, demo_root, tmp_path_factory):
+    """The session's cache of behave runs against the fault shim (tests/faults/runs.py)."""
+    from faults import runs
+
+    cache = runs.shared(lambda: tmp_path_factory.mktemp("fault-runs"))
+    request.addfinalizer(runs.close_shared)
+    return cache
+
+
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "live: loads models or runs the real SUT (make test-fast leaves these out)")
 

@@ -249,3 +249,16 @@ def test_another_shards_model_names_its_shard():
     portfolio = classify([entry("o/a"), entry("o/b"), entry("o/c")], BUDGET, shard=(1, 2))
     assert [m.id for m in portfolio.chat] == ["o/a", "o/c"]
     assert portfolio.excluded == [("o/b", "in another shard (2/2)")]
+
+
+def test_a_shard_picks_any_model_of_a_kind_from_the_whole_portfolio():
+    """Scenarios not per model run in shard 1 only: they pick what an unsharded run picks,
+    even when that model's rows are in another shard."""
+    models = [entry("o/a", model_type="audio", capabilities=["audio"]), entry("o/b"),
+              entry("o/c", size_bytes=int(9e9)), entry("o/d")]
+    whole = classify(models, BUDGET)
+    shard = classify(models, BUDGET, shard=(2, 2))  # o/b and o/d
+    assert [m.id for m in shard.audio] == [] and shard.first("audio") == whole.first("audio") == "o/a"
+    assert shard.first("chat") == whole.first("chat") == "o/b"
+    assert whole.first("chat", lambda m: m.id != "o/b") == "o/d"  # o/c: over the budget, gated
+    assert whole.anywhere is whole and whole.whole is None

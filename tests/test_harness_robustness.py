@@ -1,7 +1,7 @@
 """The harness never leaks: after a passing run, a failing run, Ctrl-C or SIGTERM mid-run, and a
 server that hangs or exits at startup, no process of the suite or the SUT remains, and the run
-ends with a message that says what happened. A hung stream fails its scenario in time and the
-run goes on.
+ends with a message that says what happened. A hung stream fails its scenario in time, the hung
+server is retired (the model's later scenarios fail at once) and the run goes on.
 
 "No process remains" is checked two ways (tests/faults/runs.py): no live process has the run's
 unique MLX_E2E_REPORTS in its environment (every SUT process inherits it), and no descendant of
@@ -36,16 +36,7 @@ SIGNAL_AFTER = 1.5  # seconds after the server is up: the run is then inside a (
 SIGNAL_EXIT_LIMIT = 30.0  # seconds from the signal to behave's exit
 
 
-@pytest.fixture(scope="session")
-def run_cache(request, demo_root, tmp_path_factory):
-    cache = runs.shared(lambda: tmp_path_factory.mktemp("fault-runs"))
-    request.addfinalizer(runs.close_shared)
-    return cache
-
-
-def _assert_no_leftovers(run: runs.Run) -> None:
-    assert run.leftovers == [], f"processes of the run still alive after it ended: {run.leftovers}{run.where()}"
-    assert run.seen, f"no descendant of behave was ever seen: the leak check saw nothing to check{run.where()}"
+_assert_no_leftovers = runs.assert_no_leftovers
 
 
 def test_a_passing_run_leaves_no_process(run_cache):
@@ -123,6 +114,8 @@ def test_a_server_that_fails_at_startup_ends_the_scenario_cleanly(fault, says, r
 
 
 def test_a_hung_stream_fails_in_time_and_the_run_goes_on(run_cache):
+    """The hung server is retired: the model's later scenarios fail at once, in words (one timeout
+    per model, not one per scenario), and the run goes on to its end."""
     run = run_cache.get(API_TIMEOUTS, "stream-hang-midway")
     where = run.where()
     names = [s.name for s in run.scenarios if s.status != "skipped"]
@@ -131,12 +124,15 @@ def test_a_hung_stream_fails_in_time_and_the_run_goes_on(run_cache):
     assert [next((i for i, frag in enumerate(order) if frag in n), -1) for n in names] == list(range(5)), \
         f"expected the five API scenarios to run in order, ran: {names}{where}"
     status = {frag: next(s for s in run.scenarios if frag in s.name) for frag in order}
-    for frag in ("A streamed chat answer from", "A streamed text completion from"):
+    hung = status["A streamed chat answer from"]
+    assert hung.status == "failed" and "hung" in hung.first_line and "deadline" in hung.first_line, \
+        f"the hung stream: {hung.status}: {hung.first_line}{where}"
+    assert hung.seconds <= 5 + SLACK, f"the hung stream took {hung.seconds:.1f} s to fail (stream_timeout 5 s){where}"
+    for frag in ("A text completion from", "A streamed text completion from"):
         s = status[frag]
-        assert s.status == "failed" and "deadline" in s.first_line, f"{frag}: {s.status}: {s.first_line}{where}"
-        assert s.seconds <= 5 + SLACK, f"{frag} took {s.seconds:.1f} s to fail (stream_timeout 5 s){where}"
-    assert status["A text completion from"].status == "passed", \
-        f"the scenario after the hung stream did not pass on the same server{where}"
+        assert s.status == "failed" and "hung earlier in this run" in s.first_line, \
+            f"{frag} after the hang: {s.status}: {s.first_line}{where}"
+        assert s.seconds <= 1.0, f"{frag} waited {s.seconds:.1f} s on the server that hung before{where}"
     _assert_no_leftovers(run)
 
 

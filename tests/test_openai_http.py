@@ -251,6 +251,23 @@ def test_post_raw_sends_exact_bytes_and_content_type(client: Client, server: Can
     assert ex.request_body == b'{"model": ' and ex.request_json is None
 
 
+def test_post_multipart_uploads_the_fields_and_the_file_and_records_a_summary(client: Client,
+                                                                            server: CannedServer) -> None:
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    ex = client.post_multipart("/v1/chat/completions", {"model": MODEL, "language": "de"}, "clip.wav", b"RIFF....",
+                               note={"audio_seconds": 1.5})
+    _, _, headers, body = last_request(server, "/v1/chat/completions")
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body)
+    parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
+    assert parts["model"].get_content() == MODEL and parts["language"].get_content() == "de"
+    assert parts["file"].get_filename() == "clip.wav" and parts["file"].get_content() == b"RIFF...."
+    assert parts["file"].get_content_type() == "audio/wav"
+    assert ex.request_json == {"model": MODEL, "language": "de", "file": {
+        "filename": "clip.wav", "content_type": "audio/wav", "bytes": 8, "audio_seconds": 1.5}}
+
+
 def test_http_errors_are_recorded_not_raised(client: Client) -> None:
     ex = client.post_json("/error/500", {})
     assert (ex.status, ex.json, ex.body_text, ex.error) == (500, None, "Internal Server Error", None)

@@ -74,7 +74,7 @@ def test_the_portfolio_matrix_shows_areas_known_issues_and_the_gated_model(run_d
     text = (run_dir / "portfolio.md").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| model"))
     assert [c.strip() for c in header.strip("|").split("|")] == ["model", "server", "streaming", "speed",
-                                                                   "embeddings", "vision"]
+                                                                   "embeddings", "vision", "speech"]
     row = next(line for line in text.splitlines() if line.startswith(f"| {MODEL} "))
     cells = [c.strip() for c in row.strip("|").split("|")][1:]
     issues = sorted({k["issue"] for k in verdict["known_failures"]})

@@ -77,10 +77,11 @@ def test_room_for_a_cli_process_evicts_lru_servers(pool_of_two: ServerPool) -> N
 def test_dead_server_is_replaced(pool_of_two: ServerPool) -> None:
     first = pool_of_two.acquire(A)
     os.kill(first.pid, signal.SIGKILL)  # a process this test started, ended by its PID
-    first._proc.wait(timeout=5)
+    assert first.ended_within(5.0) and first.how_it_ended() == "was killed by SIGKILL"
     second = pool_of_two.acquire(A)
     assert second is not first and second.pid != first.pid and second.alive()
     assert pool_of_two.starts == 2
+    assert [e[:2] for e in pool_of_two.events] == [("start", A), ("died", A), ("start", A)]
 
 
 def test_one_server_always_allowed(tmp_path: Path) -> None:
@@ -171,3 +172,17 @@ def test_servers_are_kept_by_kind_and_model(tmp_path: Path) -> None:
     bare = make_pool(tmp_path, budget=5 * NEED)
     with pytest.raises(SuiteError, match="starts no 'embed-serve' servers"):
         bare.acquire(A, "embed-serve")
+
+
+def test_a_retired_server_is_stopped_and_refused(pool_of_two: ServerPool) -> None:
+    from support.server_pool import Retired
+
+    pool = pool_of_two
+    a, b = pool.acquire(A), pool.acquire(B)
+    pids = a.pids()
+    pool.retire(a, "POST /v1/chat/completions: no answer within 5 s")
+    assert alive(pids) == [] and pool.resident() == [B] and ("hung", A) in [e[:2] for e in pool.events]
+    with pytest.raises(Retired, match="no answer within 5 s"):
+        pool.acquire(A)
+    assert pool.acquire(B) is b  # other servers are unaffected
+    pool.retire(a, "again")  # a server the pool no longer holds: left alone

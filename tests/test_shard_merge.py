@@ -1,6 +1,6 @@
-"""A slice of the demo portfolio run as 2 shards, one after another, and unsharded: the merged
-shards report what the unsharded run reports, scenario by scenario, and every model is tested
-by exactly one shard (support/merge.py, -D shard=i/n)."""
+"""A slice of the demo portfolio run as 2 shards side by side (support/parallel.py, as `make e2e`
+runs the demo) and unsharded: the merged shards report what the unsharded run reports, scenario
+by scenario, and every model is tested by exactly one shard (support/merge.py, -D shard=i/n)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from support import merge
 from support.paths import ROOT
 from tests.test_merge import outcomes_of_allure, outcomes_of_junit
 
@@ -45,12 +44,24 @@ def outcomes_of_matrix(folder: Path) -> dict[tuple[str, str], tuple[str, str | N
     return {(o["feature"], o["scenario"]): (o["status"], o["issue"]) for o in doc["outcomes"]}
 
 
+def run_side_by_side(merged: Path) -> tuple[Path, Path, float]:
+    """`python -m support.parallel --jobs 2` on the slice: (shard 1 folder, shard 2 folder, wall seconds)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": ""}
+    args = [sys.executable, "-m", "support.parallel", "--jobs", "2", "--reports", str(merged),
+            "-D", "include=" + ",".join(SLICE), *FEATURES]
+    started = time.monotonic()
+    run = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    one, two = (merged.with_name(f"{merged.name}-shard-{i}") for i in (1, 2))
+    assert run.returncode == 0, (f"{' '.join(args)} exited {run.returncode}; consoles: {one}/console.txt, "
+                                 f"{two}/console.txt; stderr tail: {run.stderr[-1500:]}")
+    assert "[1/2] " in run.stdout and "[2/2] " in run.stdout, f"shard lines not prefixed: {run.stdout[-800:]}"
+    return one, two, time.monotonic() - started
+
+
 def test_two_shards_merged_report_what_one_unsharded_run_reports(demo_root, tmp_path, capsys):
-    one, t1 = run_slice(tmp_path / "shard-1", "-D", "shard=1/2")
-    two, t2 = run_slice(tmp_path / "shard-2", "-D", "shard=2/2")
-    whole, t0 = run_slice(tmp_path / "unsharded")
     merged = tmp_path / "merged"
-    assert merge.main([str(merged), str(one), str(two)]) == 0, f"see {merged}/verdict.json"
+    one, two, t12 = run_side_by_side(merged)
+    whole, t0 = run_slice(tmp_path / "unsharded")
 
     models = {name: json.loads((d / "matrix.json").read_text())["models"]
               for name, d in (("1/2", one), ("2/2", two), ("unsharded", whole))}
@@ -70,4 +81,4 @@ def test_two_shards_merged_report_what_one_unsharded_run_reports(demo_root, tmp_
     twice = [a for a, b in zip(lines, lines[1:]) if a == b]
     assert any(" Then " in line for line in lines) and not twice, f"printed twice: {twice[:3]}; {whole}/stdout.txt"
     with capsys.disabled():
-        print(f"\nmlx-e2e: shard runs {t1:.0f} s + {t2:.0f} s, unsharded {t0:.0f} s; merged matrix {merged}/portfolio.md")
+        print(f"\nmlx-e2e: 2 shards side by side {t12:.0f} s, unsharded {t0:.0f} s; merged matrix {merged}/portfolio.md")

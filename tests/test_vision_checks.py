@@ -155,7 +155,7 @@ def test_reference_main_refuses_a_missing_model(tmp_path, capsys):
 def test_builder_lists_vision_among_the_capabilities():
     from support.demo_portfolio import builder
 
-    assert [kind for kind, _ in builder.capability_builders()] == ["embeddings", "vision"]
+    assert [kind for kind, _ in builder.capability_builders()] == ["embeddings", "vision", "audio"]
 
 
 def test_image_flags():

@@ -147,6 +147,7 @@ def capability_builders():
     return (
         ("embeddings", lambda work, assets, log: embedders.build_embedders(work, seed=11, log=log)),
         ("vision", _build_vision),
+        ("audio", _build_speech),
     )
 
 
@@ -167,6 +168,23 @@ def _build_vision(work: Path, assets_dir: Path, log: Callable[[str], None]) -> l
                              # several images in one question: mlx-knife must be asked for one chunk
                              **({"chunk": len(g["images"])} if len(g["images"]) > 1 else {})}
                             for g in entry["goldens"]]
+        built.append((repo_id, files, entry))
+    return built
+
+
+def _build_speech(work: Path, assets_dir: Path, log: Callable[[str], None]) -> list[tuple[str, dict, dict]]:
+    """The demo speech models; their WAV clips go to `assets_dir`, and each clip of the goldens
+    says where (`path`, relative to the demo root)."""
+    from . import speech
+
+    repos, assets = speech.build_speech(work, seed=12, log=log)
+    assets_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in assets.items():
+        (assets_dir / name).write_bytes(data)
+    built = []
+    for repo_id, files, facts in repos:
+        entry = {k: v for k, v in facts.items() if k != "kind"}  # the manifest's kind is the capability's
+        entry["clips"] = [{**c, "path": f"{ASSETS}/{c['file']}"} for c in entry["clips"]]
         built.append((repo_id, files, entry))
     return built
 

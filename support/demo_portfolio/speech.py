@@ -114,7 +114,11 @@ def synthesize(clip: Clip, sample_rate: int = SAMPLE_RATE) -> bytes:
         envelope = np.sin(np.pi * np.arange(width) / width)
         tones = 0.5 * np.sin(2 * np.pi * low * t[part]) + 0.3 * np.sin(2 * np.pi * high * t[part])
         signal[part] = envelope * tones
-    pcm = np.round(signal * 0.8 * 32767).astype("<i2")
+    return wav_bytes(np.round(signal * 0.8 * 32767).astype("<i2"), sample_rate)
+
+
+def wav_bytes(pcm, sample_rate: int) -> bytes:
+    """16-bit mono samples (a numpy int16 array) as a WAV file."""
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
         w.setnchannels(1)

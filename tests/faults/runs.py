@@ -131,6 +131,12 @@ class Run:
                 f"\n  stderr tail: {self.stderr[-1500:]}")
 
 
+def assert_no_leftovers(run: Run) -> None:
+    """No process of the run is alive after it, and the check saw processes to check."""
+    assert run.leftovers == [], f"processes of the run still alive after it ended: {run.leftovers}{run.where()}"
+    assert run.seen, f"no descendant of behave was ever seen: the leak check saw nothing to check{run.where()}"
+
+
 def cmdline(proc: psutil.Process) -> str:
     try:
         return " ".join(proc.cmdline())[:300]
