@@ -8,7 +8,7 @@ Each release (a PyPI version, a wheel or an `mlxk` path, support/releases.py) ru
 into its own reports folder, ``reports/releases/<release>/``, one run at a time. ``compare``
 writes reports/compare.md and compare.json and exits 1 on a regression; ``matrix`` writes
 reports/matrix.md and matrix.json (scenarios x releases) and exits 1 when the registry's ranges
-disagree with the runs (support/history.py). Both exit 2 when a run did not finish.
+disagree with the runs (support/history.py). Otherwise both exit 2 when a run did not finish.
 ``--reuse`` takes a release's finished run with the same command line instead of running again.
 """
 
