@@ -147,3 +147,11 @@ def test_an_entry_failing_outside_its_range_or_passing_inside_it_is_a_finding(tm
 def test_an_entry_not_exercised_by_a_run_is_no_finding(tmp_path, registry):
     elsewhere = compare.load_run("2.0.6", record(tmp_path / "2.0.6", "2.0.6", [scenario(LISTING, "passed")]))
     assert history.check(registry, [elsewhere]) == []
+
+
+def test_a_scenario_the_entry_covers_but_never_failed_in_is_no_evidence_of_a_fix(tmp_path, registry):
+    # KI-LEAK's globs cover every @cli scenario of phi3-style; only those it failed in count
+    other = "Machine-readable output of mlx-e2e-demo/phi3-style is one JSON document"
+    run = compare.load_run("2.0.8", record(tmp_path / "2.0.8", "2.0.8", [
+        scenario(other, "passed", "mlx-e2e-demo/phi3-style")]))
+    assert history.check(registry, [run]) == []
