@@ -5,7 +5,9 @@ A run is the reports folder of one live run (its ``verdict.json``, whose ``scena
 every scenario's outcome, support/verdict.py). Comparing two runs sorts each scenario as a **new
 failure** (passed in the base, fails in the candidate), a **fix** (the reverse), an **unchanged
 failure**, **no longer tested** (ran in the base, not in the candidate: a shrunken run is no pass)
-or **newly tested**. New failures and scenarios no longer tested are regressions.
+**changed failure** (fails in both, booked as different known issues), **no longer tested** (ran in
+the base, not in the candidate: a shrunken run is no pass) or **newly tested**. New failures,
+scenarios no longer tested and failures that changed into an unregistered one are regressions.
 """
 
 from __future__ import annotations
@@ -85,13 +87,17 @@ class Comparison:
     new_failures: list[Change] = field(default_factory=list)
     fixes: list[Change] = field(default_factory=list)
     unchanged_failures: list[Change] = field(default_factory=list)
+    changed_failures: list[Change] = field(default_factory=list)  # fail in both, booked as different issues
     no_longer_tested: list[Change] = field(default_factory=list)
     newly_tested: list[Change] = field(default_factory=list)
     passed_in_both: int = 0
 
     @property
     def regressed(self) -> bool:
-        return bool(self.new_failures or self.no_longer_tested)
+        """A new failure, a scenario no longer tested, or a failure that changed into one no
+        registered issue explains."""
+        return bool(self.new_failures or self.no_longer_tested
+                    or any(c.candidate.issue is None for c in self.changed_failures))
 
     @property
     def undecided(self) -> str | None:
@@ -115,7 +121,8 @@ def compare(base: Run, candidate: Run) -> Comparison:
         elif before.status not in RAN and after.status in RAN:
             result.newly_tested.append(change)
         elif before.failed and after.failed:
-            result.unchanged_failures.append(change)
+            same = before.issue == after.issue and (before.issue or before.status == after.status)
+            (result.unchanged_failures if same else result.changed_failures).append(change)
         elif before.failed:
             result.fixes.append(change)
         elif after.failed:
@@ -150,7 +157,8 @@ def describe(outcome: Outcome, where: Path) -> str:
 SECTIONS = (("new_failures", "New failures (passed in {base}, fail in {candidate})"),
             ("no_longer_tested", "No longer tested (ran in {base}, not in {candidate})"),
             ("fixes", "Fixes (failed in {base}, pass in {candidate})"),
-            ("unchanged_failures", "Unchanged failures (fail in both)"),
+            ("changed_failures", "Changed failures (fail in both, as different issues; unregistered in {candidate} is a regression)"),
+            ("unchanged_failures", "Unchanged failures (fail in both, as the same issue)"),
             ("newly_tested", "Newly tested (not in {base}'s run)"))
 
 

@@ -121,7 +121,7 @@ def gate_compare(base: str, candidate: str, behave_args: list[str], reuse: bool 
     md, _ = compare.write(REPORTS, "compare", markdown, {**compare.to_json(result), "registry_findings": findings})
     say(f"{runs[1].name} vs {runs[0].name}: {len(result.new_failures)} new failure(s), "
         f"{len(result.no_longer_tested)} no longer tested, {len(result.fixes)} fix(es), "
-        f"{len(result.unchanged_failures)} unchanged failure(s); {md}")
+        f"{len(result.changed_failures)} changed and {len(result.unchanged_failures)} unchanged failure(s); {md}")
     return result.exit_code()
 
 

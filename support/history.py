@@ -63,10 +63,9 @@ def check(registry: Registry, runs: list[Run]) -> list[Finding]:
         for entry in registry.entries:
             if entry.sut is None or run.version in entry.sut:
                 ran = [run.outcome(name) for name in sorted(failed_in[entry.id])]
-                ran = [o for o in ran if o.status in (PASSED, FAILED)]
-                if ran and not any(o.issue == entry.id for o in ran):
-                    findings.append(Finding(entry.id, run.name, "stopped",
-                                            tuple(o.scenario for o in ran if o.status == PASSED)))
+                passed = [o.scenario for o in ran if o.status == PASSED]
+                if passed and not any(o.issue == entry.id for o in ran):  # (a scenario that failed
+                    findings.append(Finding(entry.id, run.name, "stopped", tuple(passed)))  # earlier hides it)
             else:
                 outside = [o.scenario for o in run.outcomes.values()
                            if o.status == FAILED and o.issue is None and _covers(entry, o, run.version)]

@@ -15,6 +15,7 @@ GEMMA = "A prompt on the command line gets a clean answer from mlx-e2e-demo/gemm
 LENGTH = "The answer of mlx-e2e-demo/gemma-style stops at max_tokens with finish reason length"
 LISTING = "The listing gives every demo model its intended outcome"
 NEW = "A new scenario"
+STOP = "A stop string cuts mlx-e2e-demo/gemma-style's answer before it, in batch and streaming mode"
 LEAK = "mlxk run ... printed answer: shows end/template token(s) ['<|end|>']: 'The capital of Italy is Rome.<|end|>'"
 FINISH = "finish_reason: expected 'length' at max_tokens 8, got 'stop'"
 
@@ -34,16 +35,18 @@ def record(folder: Path, version: str, scenarios: list[dict], problems=()) -> Pa
 @pytest.fixture
 def runs(tmp_path):
     base = record(tmp_path / "releases" / "2.0.7", "2.0.7", [
-        scenario(PHI3, "failed", "mlx-e2e-demo/phi3-style", message=LEAK, evidence="evidence/phi3"),
+        scenario(PHI3, "failed", "mlx-e2e-demo/phi3-style", message=LEAK, issue="KI-001", evidence="evidence/phi3"),
         scenario(GEMMA, "passed", "mlx-e2e-demo/gemma-style"),
         scenario(LENGTH, "failed", "mlx-e2e-demo/gemma-style", ("server",), FINISH, evidence="evidence/length"),
         scenario(LISTING, "passed"),
+        scenario(STOP, "failed", "mlx-e2e-demo/gemma-style", ("server",), "batch answer: stop sequence(s)", issue="KI-402"),
         scenario(NEW, "skipped")])
     candidate = record(tmp_path / "releases" / "2.0.8", "2.0.8", [
         scenario(PHI3, "failed", "mlx-e2e-demo/phi3-style", message=LEAK, issue="KI-001", evidence="evidence/phi3"),
         scenario(GEMMA, "failed", "mlx-e2e-demo/gemma-style", message="texts differ at character 29",
                  evidence="evidence/gemma"),
         scenario(LENGTH, "passed", "mlx-e2e-demo/gemma-style", ("server",)),
+        scenario(STOP, "failed", "mlx-e2e-demo/gemma-style", ("server",), "streamed answer: ...", issue="KI-004"),
         scenario(NEW, "passed")])
     return compare.load_run("2.0.7", base), compare.load_run("2.0.8", candidate)
 
@@ -53,6 +56,7 @@ def test_each_scenario_is_sorted_by_how_it_changed(runs):
     assert [c.scenario for c in result.new_failures] == [GEMMA]
     assert [c.scenario for c in result.fixes] == [LENGTH]
     assert [c.scenario for c in result.unchanged_failures] == [PHI3]
+    assert [c.scenario for c in result.changed_failures] == [STOP]  # batch fixed, streaming still broken
     assert [c.scenario for c in result.no_longer_tested] == [LISTING]
     assert [c.scenario for c in result.newly_tested] == [NEW]
     assert result.regressed and result.exit_code() == 1
@@ -65,7 +69,17 @@ def test_no_regression_exits_0_and_a_run_that_did_not_finish_exits_2(tmp_path, r
     result = compare.compare(base, unfinished)
     assert result.undecided == "2.0.8: behave exited 1 without a verdict: ConfigError"
     # every scenario of the base is then no longer tested: a run that did not finish is no pass
-    assert len(result.no_longer_tested) == 4 and result.exit_code() == 1
+    assert len(result.no_longer_tested) == 5 and result.exit_code() == 1
+
+
+def test_a_failure_that_changed_into_an_unregistered_one_is_a_regression(tmp_path, runs):
+    base, _ = runs
+    stop = base.outcome(STOP)
+    changed = compare.Run("2.0.9", tmp_path, "2.0.9", {
+        name: (o if name != STOP else compare.Outcome(STOP, compare.FAILED, stop.model, stop.tags, "HTTP 500"))
+        for name, o in base.outcomes.items()})
+    result = compare.compare(base, changed)
+    assert [c.scenario for c in result.changed_failures] == [STOP] and result.regressed
 
 
 def test_a_failure_that_is_not_a_failed_check_is_a_harness_failure(tmp_path):
@@ -90,7 +104,7 @@ def test_the_report_gives_each_failure_its_message_and_evidence_link(tmp_path, r
 
 def test_the_matrix_lists_scenarios_that_do_not_pass_everywhere(runs):
     table = compare.matrix(list(runs))
-    assert table[PHI3] == {"2.0.7": "FAIL", "2.0.8": "KI-001"}
+    assert table[PHI3] == {"2.0.7": "KI-001", "2.0.8": "KI-001"} and table[GEMMA] == {"2.0.7": "pass", "2.0.8": "FAIL"}
     assert table[LISTING] == {"2.0.7": "pass", "2.0.8": "-"}
     markdown = compare.render_matrix(list(runs), ["KI-001 also fails on 2.0.7"])
     assert "| scenario | 2.0.7 | 2.0.8 |" in markdown and f"| {NEW} | skip | pass |" in markdown
@@ -129,7 +143,8 @@ def registry(tmp_path):
 
 def test_runs_are_booked_against_the_registry_as_it_is_now(runs, registry):
     base, candidate = (history.rebook(run, registry) for run in runs)
-    assert base.outcome(LENGTH).issue == "KI-LENGTH" and base.outcome(PHI3).issue is None  # 2.0.7: outside KI-LEAK
+    assert base.outcome(LENGTH).issue == "KI-LENGTH"
+    assert base.outcome(PHI3).issue is None  # booked as KI-001 when it ran; 2.0.7 is outside KI-LEAK's range
     assert candidate.outcome(PHI3).issue == "KI-LEAK" and candidate.outcome(GEMMA).issue is None
 
 
