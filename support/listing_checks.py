@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import scan_cache_dir
+from huggingface_hub.errors import CacheNotFound, CorruptedCacheException
 
 from . import discovery, ram_budget
 from .errors import HarnessError
@@ -83,10 +84,13 @@ def check_against_manifest(entries: list[dict], manifest: dict, budget: ram_budg
 
 
 def cached_models(hub: Path) -> list[str]:
-    """The model repositories a Hugging Face cache holds (huggingface_hub's own scan)."""
-    if not hub.is_dir():
+    """The model repositories a Hugging Face cache holds (huggingface_hub's own scan; a folder it
+    cannot read as a repository is left out, as the SUT's listing would leave it out)."""
+    try:
+        scan = scan_cache_dir(hub)
+    except (CacheNotFound, CorruptedCacheException):
         return []
-    return sorted(repo.repo_id for repo in scan_cache_dir(hub).repos if repo.repo_type == "model")
+    return sorted(repo.repo_id for repo in scan.repos if repo.repo_type == "model")
 
 
 def unlisted(hub: Path, entries: list[dict]) -> list[str]:

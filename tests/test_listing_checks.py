@@ -87,6 +87,8 @@ def test_models_in_the_cache_but_not_listed_are_found(tmp_path):
     assert listing_checks.cached_models(tmp_path / "hub") == ["org/forgotten", "org/listed"]
     assert listing_checks.unlisted(tmp_path / "hub", [entry("org/listed")]) == ["org/forgotten"]
     assert listing_checks.unlisted(tmp_path / "nothing-here", []) == []
+    (tmp_path / "hub" / "not-a-repo.txt").write_text("x")  # a stray file: reported by the scan, not fatal
+    assert listing_checks.cached_models(tmp_path / "hub") == ["org/forgotten", "org/listed"]
 
 
 SCENARIO = "The listing gives every demo model its intended outcome"
