@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,8 +60,7 @@ def run_release(name: str, mlxk: tuple[str, ...], behave_args: list[str], reuse:
             and (folder / "verdict.json").is_file():
         say(f"release {name}: reusing the run in {folder}")
         return compare.load_run(name, folder)
-    if folder.exists():
-        subprocess.run(["rm", "-rf", str(folder)], check=True)
+    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     env = {**os.environ, "MLX_E2E_REPORTS": str(folder), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     started = time.monotonic()
