@@ -39,7 +39,7 @@ def runs(tmp_path):
         scenario(GEMMA, "passed", "mlx-e2e-demo/gemma-style"),
         scenario(LENGTH, "failed", "mlx-e2e-demo/gemma-style", ("server",), FINISH, evidence="evidence/length"),
         scenario(LISTING, "passed"),
-        scenario(STOP, "failed", "mlx-e2e-demo/gemma-style", ("server",), "batch answer: stop sequence(s)", issue="KI-402"),
+        scenario(STOP, "failed", "mlx-e2e-demo/gemma-style", ("server",), "batch answer: stop sequence(s)", issue="KI-502"),
         scenario(NEW, "skipped")])
     candidate = record(tmp_path / "releases" / "2.0.8", "2.0.8", [
         scenario(PHI3, "failed", "mlx-e2e-demo/phi3-style", message=LEAK, issue="KI-001", evidence="evidence/phi3"),

@@ -49,7 +49,7 @@ def test_every_entry_fails_exactly_inside_its_range(registry, runs):
 def test_2_0_8_against_2_0_7_shows_the_fixes_and_the_changed_stop_string_defect(runs):
     result = compare.compare(runs["2.0.7"], runs["2.0.8"])
     assert not result.regressed and result.new_failures == []
-    assert {c.base.issue for c in result.fixes} == {"KI-401"}  # finish reason 'length' at max_tokens
+    assert {c.base.issue for c in result.fixes} == {"KI-501"}  # finish reason 'length' at max_tokens
     assert len(result.fixes) == 4, [c.scenario for c in result.fixes]
-    assert {(c.base.issue, c.candidate.issue) for c in result.changed_failures} == {("KI-402", "KI-004")}
+    assert {(c.base.issue, c.candidate.issue) for c in result.changed_failures} == {("KI-502", "KI-004")}
     assert all(c.base.issue == c.candidate.issue for c in result.unchanged_failures)
