@@ -25,6 +25,7 @@ MANIFEST = {"models": [
     {"id": "demo/broken", "expect": "excluded", "expect_reason": "unhealthy"},
     {"id": "demo/torch", "expect": "excluded", "expect_reason": "not MLX"},
     {"id": "demo/xlm", "expect": "refused", "list_reason": "Embedding encoder not vendored"},
+    {"id": "demo/whisper", "kind": "audio", "translate": True},  # speech entries name only their kind
 ]}
 
 
@@ -40,7 +41,8 @@ def listing() -> list[dict]:
             entry("demo/broken", health="unhealthy", runtime_compatible=False, reason="No model weights found"),
             entry("demo/torch", framework="PyTorch", runtime_compatible=False, reason="Incompatible framework"),
             entry("demo/xlm", "embedding", ("embeddings",), runtime_compatible=False,
-                  reason="Embedding encoder not vendored: xlm-roberta")]
+                  reason="Embedding encoder not vendored: xlm-roberta"),
+            entry("demo/whisper", "audio", ("audio", "audio-translate-en"))]
 
 
 def failure(entries) -> str:
@@ -66,6 +68,7 @@ def test_a_model_left_out_of_the_listing_fails_by_name():
     ("demo/big", {"size_bytes": 1000}, "demo/big: expected chat (needs), got chat"),
     ("demo/chat", {"size_bytes": 6 * 1024**3}, "demo/chat: expected chat, got chat (needs 7.2 GB"),
     ("demo/xlm", {"reason": "something else"}, "expected excluded (Embedding encoder not vendored), got excluded"),
+    ("demo/whisper", {"model_type": "chat", "capabilities": ["text-generation", "chat"]}, "demo/whisper: expected audio, got chat"),
 ])
 def test_a_model_listed_as_something_else_fails(name, change, says):
     entries = [dict(e, **change) if e["name"] == name else e for e in listing()]
