@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: e2e test test-fast demo bench report clean chromium
+.PHONY: e2e test test-fast demo bench report clean chromium compare matrix
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,23 @@ ARGS    ?=
 JOBS    ?= auto
 e2e: $(STAMP)
 	$(BIN)/python -m support.parallel --jobs $(JOBS) --reports $(REPORTS) $(ARGS)
+
+## compare: the live suite against two releases (each a PyPI version, a wheel or an mlxk path), each in its
+## own cached venv (.cache/sut-venvs): reports/compare.md + compare.json; exit 1 on a regression.
+## ARGS go to behave, e.g. ARGS="-D include=mlx-e2e-demo/phi3-style,mlx-e2e-demo/gemma-style"
+BASE      ?= 2.0.7
+CANDIDATE ?= 2.0.8
+ARGS      ?=
+compare: $(STAMP)
+	$(BIN)/python -m support.gate compare $(BASE) $(CANDIDATE) -- $(ARGS)
+
+## matrix: the live suite against every release of VERSIONS on a slice of the demo portfolio (MATRIX_ARGS):
+## reports/matrix.md + matrix.json (scenarios x releases, the registry's ranges checked)
+VERSIONS    ?= 2.0.0 2.0.1 2.0.2 2.0.3 2.0.4 2.0.5 2.0.6 2.0.7 2.0.8
+# The slice of the recorded matrix (tests/data/releases): 93-735 s per release on 2 shared cores
+MATRIX_ARGS ?= -D include=mlx-e2e-demo/phi3-style,mlx-e2e-demo/gemma-style,mlx-e2e-demo/base-style features/server features/cli.feature
+matrix: $(STAMP)
+	$(BIN)/python -m support.gate matrix $(VERSIONS) -- $(MATRIX_ARGS)
 
 ## test: the suite's own tests (the HTML report test needs Debian's chromium: installed if missing)
 test: $(STAMP) chromium

@@ -78,6 +78,11 @@ Feature: Command-line answers
       Then stdout holds exactly one JSON document that matches the list schema
       And every discovered portfolio model is listed with the fields discovery relies on
 
+    @use.with_portfolio=demo
+    Scenario: The listing gives every demo model its intended outcome
+      When I list the models on the command line with --json
+      Then every model of the demo manifest is listed with its intended outcome
+
     Scenario: A portfolio model can be shown as JSON
       Given any portfolio chat model
       When I show the model on the command line with --json

@@ -2,7 +2,7 @@
 
 from behave import then, when
 
-from support import expect, schemas, step_types  # noqa: F401  (step_types registers the parameter types)
+from support import expect, listing_checks, schemas, step_types  # noqa: F401  (step_types registers the parameter types)
 from support.cli_runner import plain_answer
 
 
@@ -106,6 +106,14 @@ def step_list_has_portfolio(context):
     listed = {m["name"] for m in doc["data"]["models"]}
     missing = sorted({m.id for m in context.suite.portfolio.models} - listed)
     expect.that(not missing, f"models missing from mlxk list --json: {missing}", r.describe())
+
+
+@then("every model of the demo manifest is listed with its intended outcome")
+def step_list_matches_manifest(context):
+    r = context.sut.last
+    doc = schemas.parse_one_document(r.stdout, "mlxk list --json", r.describe())
+    listing_checks.check_against_manifest(doc["data"]["models"], context.sut.manifest, context.sut.budget,
+                                          r.describe())
 
 
 @then("the command succeeds with one JSON document about the model")

@@ -196,6 +196,18 @@ class Sut:
         self.server = self._acquire(model_id)
         self.client = Client(self.server.base_url, settings.request_timeout, settings.stream_timeout)
 
+    @property
+    def manifest(self) -> dict:
+        """The demo portfolio's manifest (what every model is meant to be); demo scenarios only."""
+        if self.suite.manifest is None:
+            raise HarnessError("this scenario needs the demo portfolio's manifest; the run is on a user's cache")
+        return self.suite.manifest
+
+    @property
+    def budget(self):
+        """The run's RAM budget (support.ram_budget.Budget)."""
+        return self.suite.budget
+
     def _acquire(self, model_id: str, kind: str = SERVE):
         """A server from the pool; one that hung earlier in the run is not asked again (a failed check)."""
         try:

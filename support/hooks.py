@@ -56,9 +56,12 @@ def after_scenario(context, scenario) -> None:
                                          suite.sut_version, message)
     reporting.after_scenario(context, scenario, issue)  # reports: matrix, speed, Allure marks
     if not failed:
+        context.tally.record(scenario.name, sut.model, scenario.effective_tags, scenario.status.name)
         return
     context.tally.add(scenario.name, product, issue)
     folder = evidence.keep_failure(scenario.name, sut.evidence, sut.server.log_path if sut.server else None)
+    context.tally.record(scenario.name, sut.model, scenario.effective_tags, "failed", message, product,
+                         issue, folder)
     if issue is not None:
         say(f"known {'product defect' if issue.kind == 'product' else 'model quality issue'} "
             f"{issue.id} ({issue.title}): {scenario.name}")

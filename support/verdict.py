@@ -42,6 +42,7 @@ class Tally:
     known_failures: list[dict] = field(default_factory=list)
     unexpected_failures: list[str] = field(default_factory=list)
     harness_failures: list[str] = field(default_factory=list)
+    scenarios: list[dict] = field(default_factory=list)  # every scenario's outcome (support/compare.py)
 
     def add(self, scenario_name: str, product: bool, issue=None) -> None:
         if not product:
@@ -50,6 +51,17 @@ class Tally:
             self.unexpected_failures.append(scenario_name)
         else:
             self.known_failures.append({"scenario": scenario_name, "issue": issue.id, "kind": issue.kind})
+
+    def record(self, scenario_name: str, model: str | None, tags, status: str, message: str = "",
+               product: bool = True, issue=None, evidence: Path | None = None) -> None:
+        """One scenario's outcome as releases are compared on it: status passed, failed or
+        skipped; for a failure its message, whether a check of the SUT failed (product), the
+        registered issue it was booked as and its evidence folder (relative to the reports)."""
+        self.scenarios.append({
+            "scenario": scenario_name, "model": model, "tags": sorted(t.lstrip("@") for t in tags),
+            "status": status, "message": message, "product": product,
+            "issue": issue.id if issue is not None else None,
+            "evidence": str(evidence.relative_to(REPORTS)) if evidence is not None else None})
 
 
 def write(tally: Tally, suite, problems: list[str]) -> dict:
@@ -73,6 +85,7 @@ def write(tally: Tally, suite, problems: list[str]) -> dict:
         "harness_problems": problems,
         "registered_not_seen": [e.id for e in suite.registry.entries
                                 if e.id not in seen and any(e.applies_to(m, suite.sut_version) for m in models)],
+        "scenarios": tally.scenarios,
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
     VERDICT.write_text(json.dumps(verdict, indent=2) + "\n")
