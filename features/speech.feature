@@ -128,6 +128,12 @@ Feature: Speech models write down what is said, and translate it to English
       When I upload the model's first clip for transcription by a chat model of the portfolio
       Then the upload got a clean client error and a good upload after it succeeded
 
+    @server
+    Scenario: A chat request to a speech model is refused at once and the model keeps transcribing
+      Given a server for any portfolio speech model
+      When I ask the speech model for a chat answer, then upload its first clip
+      Then the chat request got a clean client error within 2 seconds and the upload after it succeeded
+
     @cli
     Scenario: A missing sound file on the command line fails cleanly
       Given any portfolio speech model

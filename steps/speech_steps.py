@@ -70,6 +70,11 @@ def step_upload_resampled(context, rate):
                        filename=clip.file.replace(".wav", f"-{rate}k.wav"))
 
 
+@when("I ask the speech model for a chat answer, then upload its first clip")
+def step_chat_with_speech_model(context):
+    context.sut.chat_with_speech_model(context.sut.speech_clips()[0])
+
+
 @when("I upload the model's first clip for transcription by a chat model of the portfolio")
 def step_upload_chat_model(context):
     context.sut.upload_for_chat_model(context.sut.speech_clips()[0])
@@ -192,6 +197,16 @@ def step_chat_model_refused(context):
     with expect.labelled(f"transcription by a chat model ({bad.evidence.request_json.get('model')})"):
         sc.check_error(bad.evidence, range(400, 500))
     sc.check_answer(good, sc.TRANSCRIBE)
+
+
+@then("the chat request got a clean client error within {limit:g} seconds and the upload after it succeeded")
+def step_chat_refused_promptly(context, limit):
+    refused = context.sut.refused_chat
+    with expect.labelled(f"a chat request naming the speech model {context.sut.model}"):
+        sc.check_error(refused, range(400, 500))
+        expect.that(refused.seconds <= limit, f"the refusal took {refused.seconds:.1f} s (expected within {limit:g} s: "
+                                              "the model's kind is known without loading anything)", refused.describe())
+    sc.check_answer(_answers(context)[-1], sc.TRANSCRIBE)
 
 
 @then("both commands fail with exit code {code:d} and name the missing sound file")

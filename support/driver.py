@@ -171,6 +171,7 @@ class Sut:
     servers: list = field(default_factory=list)  # every LocalServer the scenario talks to
     speech_answers: list = field(default_factory=list)  # SpeechAnswer per clip asked about, in order
     speech_reference: object | None = None  # support.speech_reference.SpeechReferenceRun
+    refused_chat: Exchange | None = None  # a chat request naming a speech model
 
     # --- what is tested ---------------------------------------------------------------------
 
@@ -719,6 +720,12 @@ class Sut:
     def any_speech_model(self) -> str | None:
         """The first speech model of the portfolio that the RAM gate lets run (None: none)."""
         return self.suite.portfolio.first("audio")
+
+    def chat_with_speech_model(self, clip) -> Exchange:
+        """A chat request naming the speech model in use, then the clip uploaded as it should be."""
+        self.refused_chat = self.record(self.client.post_json(CHAT, chat_payload(self.model, "Say hello.", max_tokens=8)))
+        self.upload(clip)
+        return self.refused_chat
 
     def upload_for_chat_model(self, clip) -> None:
         """The clip uploaded for transcription naming a chat model of the portfolio, then as it should be."""
