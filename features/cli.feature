@@ -26,6 +26,7 @@ Feature: Command-line answers
       Examples: every chat model of the demo portfolio
         | model |
 
+  @needs.cli_json
   Rule: Machine-readable output is one JSON document with the same answer
 
     @portfolio.chat @allure.issue:20
@@ -58,7 +59,7 @@ Feature: Command-line answers
       Then the command fails with exit code 1
       And its output names "mlx-e2e-no-such/model"
 
-    @allure.issue:38
+    @allure.issue:38 @needs.cli_json
     Scenario: An unknown model with --json fails with an error document
       When I ask the model "mlx-e2e-no-such/model" a prompt on the command line with --json
       Then the command fails with exit code 1
@@ -72,17 +73,18 @@ Feature: Command-line answers
 
   Rule: The listing and the model card are machine-readable
 
-    @blocker
+    @blocker @needs.listing
     Scenario: The listing is valid JSON and holds every portfolio model
       When I list the models on the command line with --json
       Then stdout holds exactly one JSON document that matches the list schema
       And every discovered portfolio model is listed with the fields discovery relies on
 
-    @use.with_portfolio=demo
+    @use.with_portfolio=demo @needs.listing
     Scenario: The listing gives every demo model its intended outcome
       When I list the models on the command line with --json
       Then every model of the demo manifest is listed with its intended outcome
 
+    @needs.model_card
     Scenario: A portfolio model can be shown as JSON
       Given any portfolio chat model
       When I show the model on the command line with --json

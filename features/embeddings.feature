@@ -11,6 +11,7 @@ Feature: Embeddings and pipes: the retrieval side
   the same numbers on the command line as from the server. Scripts also pipe text in:
   `echo PROMPT | mlxk run MODEL -` must answer as if the prompt were typed on the command line.
 
+  @needs.embeddings
   Rule: The command line gives one record per input, with the documented metadata
 
     @cli
@@ -28,6 +29,7 @@ Feature: Embeddings and pipes: the retrieval side
       When I embed the first golden sentence on the command line as an argument
       Then the record's device is the one MLX computes on
 
+  @needs.embeddings
   Rule: The demo embedders keep their golden facts, for documents and for queries
 
     @portfolio.embeddings @use.with_portfolio=demo @critical
@@ -45,6 +47,7 @@ Feature: Embeddings and pipes: the retrieval side
       Examples: every embedding model of the demo portfolio
         | model |
 
+  @needs.embeddings
   Rule: The embeddings server speaks OpenAI's embeddings API with the command line's vectors
 
     @portfolio.embeddings @server @cli
@@ -60,6 +63,7 @@ Feature: Embeddings and pipes: the retrieval side
       Examples: every embedding model of the portfolio
         | model |
 
+  @needs.embeddings
   Rule: The chat server gives one base URL for chat and embeddings
 
     @server
@@ -81,6 +85,7 @@ Feature: Embeddings and pipes: the retrieval side
       Then the chat request for the embedding model got a client error within 2 seconds
       And the chat server answered its chat model's prompt within 2 seconds
 
+  @needs.embeddings
   Rule: Bad input gets a clean refusal, and the backend keeps working
 
     @server

@@ -1,4 +1,4 @@
-@live_e2e @speech
+@live_e2e @speech @needs.speech
 Feature: Speech models write down what is said, and translate it to English
   A speech model (Whisper and its kin) turns a recording into text. People upload a sound file
   to the server, the way OpenAI's audio API takes it, or give it to `mlxk run MODEL --audio FILE`,

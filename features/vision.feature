@@ -13,6 +13,7 @@ Feature: Vision models answer questions about images
   model's text after such a table, and say so in their steps, so that the table does not hide
   a wrong answer.
 
+  @needs.vision
   Rule: The server answers a question about an image
 
     @portfolio.vision @server @streaming @critical
@@ -70,6 +71,7 @@ Feature: Vision models answer questions about images
       Examples: every vision model of the portfolio
         | model |
 
+  @needs.vision
   Rule: The command line answers a question about an image
 
     @portfolio.vision @cli @critical
@@ -93,6 +95,7 @@ Feature: Vision models answer questions about images
       Examples: every vision model of the demo portfolio
         | model |
 
+  @needs.vision
   Rule: Every way of asking about an image gives the same answer
 
     @portfolio.vision @parity @streaming
@@ -124,7 +127,7 @@ Feature: Vision models answer questions about images
 
   Rule: Bad image input gets a clean error and the product keeps working
 
-    @portfolio.vision @server
+    @portfolio.vision @server @needs.vision
     Scenario Outline: <model> refuses bad images cleanly and keeps answering
       Given a server for the portfolio model "<model>"
       When I send each bad image request, each followed by a good question about an image:
@@ -146,7 +149,7 @@ Feature: Vision models answer questions about images
         | an image to a text-only model | 4xx    |
       Then each bad request got a clean client error and the valid request after it succeeded
 
-    @portfolio.vision @cli
+    @portfolio.vision @cli @needs.vision
     Scenario Outline: A missing image file on the command line fails cleanly with <model>
       Given the portfolio model "<model>"
       When I ask the model about an image file that does not exist on the command line, as plain text and with --json
@@ -156,7 +159,7 @@ Feature: Vision models answer questions about images
       Examples: every vision model of the portfolio
         | model |
 
-    @portfolio.vision @cli
+    @portfolio.vision @cli @needs.vision
     Scenario Outline: A file that is not an image fails cleanly on the command line with <model>
       Given the portfolio model "<model>"
       When I ask the model about a file that is not an image on the command line with --json

@@ -28,12 +28,12 @@ def step_no_prompt(context):
 
 @when("I list the models on the command line with --json")
 def step_list(context):
-    context.sut.run_cli("list", "--json")
+    context.sut.list_models_cli()
 
 
 @when("I show the model on the command line with --json")
 def step_show(context):
-    context.sut.run_cli("show", context.sut.model, "--json")
+    context.sut.show_model_cli()
 
 
 @then("the command succeeds with a non-empty answer")

@@ -243,10 +243,10 @@ def _version(package: str) -> str:
 
 
 def run_environment(*, sut: str, sut_version: str, portfolio: str, budget: str,
-                    shard: tuple[int, int] | None, machine: Mapping) -> dict[str, str]:
+                    shard: tuple[int, int] | None, machine: Mapping, sut_title: str = "mlx-knife") -> dict[str, str]:
     """What environment.properties says about a run (mlx and mlx-lm as installed beside the suite)."""
     return {
-        "SUT": f"mlx-knife {sut_version}",
+        "SUT": f"{sut_title} {sut_version}",
         "SUT.command": sut,
         "mlx": _version("mlx"),
         "mlx-lm": _version("mlx-lm"),

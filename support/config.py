@@ -40,12 +40,18 @@ class Thresholds:
         return ", ".join(p for p in parts if p) or "none given"
 
 
+# The systems the suite can test (support/targets.py): mlx-knife, and mlx-lm's own server and CLI.
+TARGETS = ("mlxk", "mlx_lm")
+
+
 @dataclass(frozen=True)
 class Settings:
     """One run's configuration; hf_home None means the demo portfolio."""
 
     hf_home: Path | None = None
+    target: str = "mlxk"
     mlxk: tuple[str, ...] = field(default_factory=default_mlxk)
+    mlx_lm: Path | None = None  # a venv, its bin folder or an executable in it; None: the suite's venv
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     max_models: int | None = None
@@ -95,6 +101,19 @@ def _command(key: str, value: str) -> tuple[str, ...]:
         raise _bad(key, value, "a command line, e.g. -D mlxk=/path/to/mlxk") from None
 
 
+def _target(key: str, value: str) -> str:
+    if value not in TARGETS:
+        raise _bad(key, value, f"one of {', '.join(TARGETS)}")
+    return value
+
+
+def _path(key: str, value: str) -> Path:
+    path = Path(value).expanduser().absolute()
+    if not path.exists():
+        raise _bad(key, value, "an existing venv, bin folder or executable")
+    return path
+
+
 def _patterns(key: str, value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(",") if p.strip())
 
@@ -139,7 +158,7 @@ def _switch(key: str, value: str) -> bool:
 
 
 _PARSERS: dict[str, Callable[[str, str], object]] = {
-    "mlxk": _command, "include": _patterns, "exclude": _patterns, "max_models": _whole,
+    "target": _target, "mlx_lm": _path, "mlxk": _command, "include": _patterns, "exclude": _patterns, "max_models": _whole,
     "ram_budget_gb": _positive("GB"), "shard": _shard, "startup_timeout": _positive("seconds"),
     "request_timeout": _positive("seconds"), "stream_timeout": _positive("seconds"),
     "cli_timeout": _positive("seconds"), "server_reuse": _switch,

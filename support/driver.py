@@ -395,6 +395,14 @@ class Sut:
         self.answers.append(answer)
         return answer
 
+    def list_models_cli(self) -> CliResult:
+        """The target's listing command (machine-readable)."""
+        return self.run_cli(*self.suite.target.list_args())
+
+    def show_model_cli(self) -> CliResult:
+        """The target's command that shows the model (machine-readable)."""
+        return self.run_cli(*self.suite.target.show_args(self.model))
+
     def run_without_prompt(self) -> CliResult:
         """`run MODEL` with no prompt and stdin closed: a script that forgot the prompt."""
         args = self.suite.target.ask_args(self.model, None, {})

@@ -11,6 +11,7 @@ from behave.tag_matcher import ActiveTagMatcher
 from . import evidence, outlines, reporting, verdict
 from .driver import Sut
 from .runner import say
+from .targets import not_offered_reason
 
 
 def before_all(context) -> None:
@@ -20,8 +21,12 @@ def before_all(context) -> None:
 
 
 def skip_reason(suite, scenario, model: str | None) -> str | None:
-    """Why the scenario does not run here: demo-only on a user's portfolio, not per model in a shard
-    but the first (so merged shards count it once), or over the RAM budget."""
+    """Why the scenario does not run here: it needs a feature the target lacks (@needs.<feature>),
+    it is demo-only on a user's portfolio, not per model in a shard but the first (so merged shards
+    count it once), or over the RAM budget."""
+    lacking = not_offered_reason(suite.target, scenario.effective_tags)
+    if lacking:
+        return lacking
     shard = suite.settings.shard
     if model is None and shard is not None and shard[0] != 1:
         return f"not per model: it runs in shard 1/{shard[1]} only (merged shards count it once)"
@@ -53,7 +58,7 @@ def after_scenario(context, scenario) -> None:
         product = verdict.is_product_failure(exception)
         if product:
             issue = suite.registry.match(sut.model or "", scenario.name, scenario.effective_tags,
-                                         suite.sut_version, message)
+                                         suite.sut_version, message, target=suite.target.name)
     reporting.after_scenario(context, scenario, issue)  # reports: matrix, speed, Allure marks
     if not failed:
         context.tally.record(scenario.name, sut.model, scenario.effective_tags, scenario.status.name)

@@ -16,11 +16,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from support.config import TARGETS
 from support.errors import ConfigError, SuiteError
 
 KINDS = ("product", "model")
 REQUIRED = ("id", "title", "kind", "models", "messages", "evidence")
-OPTIONAL = ("scenario", "tags", "sut", "link")
+OPTIONAL = ("target", "scenario", "tags", "sut", "link")
+DEFAULT_TARGET = "mlxk"  # an entry without a target is mlx-knife's
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
     ">": operator.gt, "<": operator.lt}
@@ -76,19 +78,22 @@ class KnownIssue:
     scenario: str | None = None
     tags: frozenset[str] = frozenset()
     messages: tuple[str, ...] = ()  # globs: the failure message must match one
-    sut: VersionRange | None = None
+    sut: VersionRange | None = None  # versions of the target
     link: str | None = None
+    target: str = DEFAULT_TARGET  # the system under test (support/targets.py): "mlxk", "mlx_lm"
 
-    def applies_to(self, model_id: str, sut_version: str) -> bool:
-        """True when this issue is registered for the model on this SUT (any scenario)."""
-        return (any(fnmatchcase(model_id, glob) for glob in self.models)
+    def applies_to(self, model_id: str, sut_version: str, target: str = DEFAULT_TARGET) -> bool:
+        """True when this issue is registered for the model on this target and version (any
+        scenario): a run on one target never matches another target's entries."""
+        return (target == self.target and any(fnmatchcase(model_id, glob) for glob in self.models)
                 and (self.sut is None or sut_version in self.sut))
 
     def matches(self, model_id: str, scenario_name: str, tags: Iterable[str],
-                sut_version: str, message: str | None = None) -> bool:
-        """True when this issue covers the model's run of the scenario on this SUT and the failure
-        message looks like a registered one: a new defect in the same scenario is never absorbed."""
-        return (self.applies_to(model_id, sut_version)
+                sut_version: str, message: str | None = None, target: str = DEFAULT_TARGET) -> bool:
+        """True when this issue covers the model's run of the scenario on this target and version
+        and the failure message looks like a registered one: a new defect in the same scenario is
+        never absorbed."""
+        return (self.applies_to(model_id, sut_version, target)
                 and (self.scenario is None or fnmatchcase(scenario_name, self.scenario))
                 and self.tags <= {tag.lstrip("@") for tag in tags}
                 and any(fnmatchcase(message or "", glob) for glob in self.messages))
@@ -102,11 +107,11 @@ class Registry:
     entries: tuple[KnownIssue, ...]
 
     def match(self, model_id: str, scenario_name: str, tags: Iterable[str],
-              sut_version: str, message: str | None = None) -> KnownIssue | None:
-        """The first entry covering this run, or None."""
+              sut_version: str, message: str | None = None, target: str = DEFAULT_TARGET) -> KnownIssue | None:
+        """The first entry covering this run on the target, or None."""
         tags = list(tags)
         return next((issue for issue in self.entries
-                     if issue.matches(model_id, scenario_name, tags, sut_version, message)), None)
+                     if issue.matches(model_id, scenario_name, tags, sut_version, message, target)), None)
 
 
 def load(path: Path) -> Registry:
@@ -148,7 +153,7 @@ def _entry(item: Any, index: int, path: Path) -> KnownIssue:
     missing = [key for key in REQUIRED if key not in item]
     if missing:
         raise fail(f"missing {', '.join(missing)}")
-    for key in ("id", "title", "evidence", "scenario", "sut", "link"):
+    for key in ("id", "title", "evidence", "target", "scenario", "sut", "link"):
         if key in item and not (isinstance(item[key], str) and item[key].strip()):
             raise fail(f"{key} must be a non-empty string")
     for key in ("models", "tags", "messages"):
@@ -156,6 +161,8 @@ def _entry(item: Any, index: int, path: Path) -> KnownIssue:
         if key in item and not (isinstance(value, list) and value
                                 and all(isinstance(v, str) and v.strip() for v in value)):
             raise fail(f"{key} must be a non-empty list of strings")
+    if item.get("target", DEFAULT_TARGET) not in TARGETS:
+        raise fail(f"target {item['target']!r} is not one of {', '.join(TARGETS)}")
     if item["kind"] not in KINDS:
         raise fail(f"kind {item['kind']!r} is not one of {', '.join(KINDS)}")
     if "scenario" not in item and "tags" not in item:
@@ -168,4 +175,5 @@ def _entry(item: Any, index: int, path: Path) -> KnownIssue:
                       models=tuple(item["models"]), evidence=item["evidence"],
                       scenario=item.get("scenario"),
                       tags=frozenset(tag.lstrip("@") for tag in item.get("tags", [])),
-                      messages=tuple(item.get("messages", ())), sut=sut, link=item.get("link"))
+                      messages=tuple(item.get("messages", ())), sut=sut, link=item.get("link"),
+                      target=item.get("target", DEFAULT_TARGET))

@@ -210,19 +210,22 @@ class Collector:
                    for name, unit in UNITS.items()}, "load": self.loads.get(model)}
 
     def report(self, models: Iterable[str], machine: Mapping, *, sut_version: str = "",
-               portfolio: str = "", gated: Mapping[str, str] | None = None) -> dict:
+               portfolio: str = "", gated: Mapping[str, str] | None = None, target: str = "mlxk",
+               meanings: Mapping[str, str] | None = None) -> dict:
         """The metrics.json document: the machine, the units, and one record per model.
 
         ``models`` come first in their order; a model with samples but not listed follows.
+        ``meanings`` replace MEANING's for a target that measures differently (its server startup).
         """
         ordered = list(dict.fromkeys([*models, *sorted(self.samples), *sorted(self.loads)]))
         gated = gated or {}
         return {
+            "target": target,
             "sut_version": sut_version,
             "portfolio": portfolio,
             "machine": dict(machine),
             "units": dict(UNITS),
-            "meaning": dict(MEANING),
+            "meaning": {**MEANING, **(meanings or {})},
             "load_meaning": LOAD_MEANING,
             "models": [{"model": m, "gated": gated.get(m), **self.record(m)} for m in ordered],
         }

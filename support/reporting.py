@@ -53,12 +53,16 @@ def after_all(context, say: Callable[[str], None]) -> None:
     machine = metrics.machine_info()
     if suite.pool is not None:
         context.speed.add_server_starts(suite.pool.events)
+    target = suite.target
     speed = context.speed.report(models, machine, sut_version=suite.sut_version,
-                                 portfolio=str(suite.hf_home), gated=suite.portfolio.gated)
+                                 portfolio=str(suite.hf_home), gated=suite.portfolio.gated, target=target.name,
+                                 meanings={"server_startup": f"{target.title} server: {target.startup_measures}",
+                                           "cli_wall": f"{' '.join(target.command)} MODEL ... (exit 0): "
+                                                       "wall time, model load included"})
     REPORTS.mkdir(parents=True, exist_ok=True)
     METRICS.write_text(json.dumps(speed, indent=2) + "\n", encoding="utf-8")
     doc = context.matrix.document(models, suite.portfolio.excluded, suite.portfolio.gated,
-                                  title=f"Portfolio matrix: mlx-knife {suite.sut_version} on {suite.hf_home}")
+                                  title=f"Portfolio matrix: {target.title} {suite.sut_version} on {suite.hf_home}")
     MATRIX_DATA.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     table = portfolio_matrix.render_document(doc)
     MATRIX.write_text(table, encoding="utf-8")
@@ -77,7 +81,7 @@ def after_all(context, say: Callable[[str], None]) -> None:
     allure.global_attach(table, name="portfolio matrix (portfolio.md)", attachment_type=allure.attachment_type.TEXT)
     settings = suite.settings
     environment = allure_results.run_environment(
-        sut=" ".join(settings.mlxk), sut_version=suite.sut_version, portfolio=str(suite.hf_home),
+        sut=" ".join(target.command), sut_title=target.title, sut_version=suite.sut_version, portfolio=str(suite.hf_home),
         budget=suite.budget.describe(), shard=settings.shard, machine=machine)
     marked = allure_results.finalize(results, environment)
     say(f"Allure results in {results} (environment, categories, {len(marked)} known-issue result(s) "

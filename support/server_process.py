@@ -62,7 +62,10 @@ class LocalServer:
     """One `<command> ARGS --host H --port P` process tree; a context manager.
 
     ARGS defaults to `serve --model M`; a target passes its own (e.g. `embed-serve M`, or
-    `serve --model M --embed-backend URL`). ``ready_path`` is polled until it answers 200.
+    `serve --model M --embed-backend URL`). ``ready_path`` is polled until it answers 200; with
+    ``first_answer`` (path, JSON payload) the server is ready only when that POST answers 200 too
+    (a server whose health answers before its model is loaded). ``name`` is the server as
+    messages call it (default "mlxk ARGS[0]").
     """
 
     def __init__(
@@ -75,11 +78,14 @@ class LocalServer:
         host: str = "127.0.0.1",
         args: Sequence[str] | None = None,
         ready_path: str = "/health",
+        name: str | None = None,
+        first_answer: tuple[str, dict] | None = None,
     ) -> None:
         self.model = model
         self.args = tuple(args) if args is not None else ("serve", "--model", model)
         self.ready_path = ready_path
-        self.name = f"mlxk {self.args[0]}"  # for messages: "mlxk serve", "mlxk embed-serve"
+        self.first_answer = first_answer
+        self.name = name or f"mlxk {self.args[0]}"  # for messages: "mlxk serve", "mlxk embed-serve"
         # A lone path is one command word, not a sequence of characters.
         self.command = (os.fspath(command),) if isinstance(command, (str, os.PathLike)) \
             else tuple(command)
@@ -267,10 +273,31 @@ class LocalServer:
             try:
                 timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
                 if requests.get(url, timeout=timeout).status_code == 200:
-                    return True
+                    return self.first_answer is None or self._answers_first(deadline)
             except requests.RequestException:
                 pass
             time.sleep(min(POLL_SLEEP, max(0.0, deadline - time.monotonic())))
+
+    def _answers_first(self, deadline: float) -> bool:
+        """POST the first real question, until it answers 200 (True) or the process exits (False)."""
+        assert self._proc is not None and self.first_answer is not None
+        path, payload = self.first_answer
+        last = "no answer yet"
+        while self._proc.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                message = self._timeout_message() + f" (POST {path}: {last})"
+                self.stop()
+                raise ServerStartError(message)
+            try:  # the model loads meanwhile: the answer may take all the time that is left
+                response = requests.post(f"{self.base_url}{path}", json=payload, timeout=(CONNECT_TIMEOUT, remaining))
+                if response.status_code == 200:
+                    return True
+                last = f"HTTP {response.status_code} {response.text[:120]!r}"
+            except requests.RequestException as error:
+                last = type(error).__name__
+            time.sleep(min(POLL_SLEEP * 10, max(0.0, deadline - time.monotonic())))
+        return False
 
     def last_lines(self) -> str:
         """The log tail as one line, at most ~TAIL_CHARS characters."""

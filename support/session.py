@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import (cache_manifest, config, demo_portfolio, discovery, known_issues, listing_checks, outlines,
-               ram_budget)
+from . import (cache_manifest, cache_scan, config, demo_portfolio, discovery, known_issues, listing_checks,
+               outlines, ram_budget)
 from .errors import SuiteError
 from .model_facts import EmbeddingFacts, ModelFacts, embedding_facts_for, facts_for
 from .paths import REGISTRY, REPORTS
-from .targets import MlxKnife
+from .targets import MlxKnife, MlxLm, make_target
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Session:
     registry: known_issues.Registry
     cache_before: cache_manifest.Manifest
     sizes: dict[str, int]
+    target: MlxKnife | MlxLm  # how the system under test is started and addressed (support/targets.py)
     pool: object | None = None
     timings: Counter = field(default_factory=Counter)  # seconds spent by kind: request, cli, reference
     cli_hung: dict[str, str] = field(default_factory=dict)  # model -> the `mlxk run` that hung (asked no more)
@@ -47,11 +48,6 @@ class Session:
 
     def gated_reason(self, model_id: str) -> str | None:
         return self.portfolio.gated.get(model_id)
-
-    @property
-    def target(self) -> MlxKnife:
-        """How the system under test is started and addressed (support/targets.py)."""
-        return MlxKnife(self.settings.mlxk, self.hf_home)
 
     def server(self, model_id: str, kind: str = "serve"):
         """A running server of ``kind`` for the model, from the pool (started on first use); kinds
@@ -98,10 +94,19 @@ class Session:
         return problems
 
 
+def list_entries(target, hf_home: Path, timeout: float) -> list[dict]:
+    """The cached models as listing entries: mlx-knife's own `mlxk list --json`; for a target
+    without a listing command, the cache scanned with huggingface_hub (support/cache_scan.py)."""
+    if isinstance(target, MlxKnife):
+        return discovery.run_mlxk_list(target.command, hf_home, timeout=timeout)
+    return cache_scan.scan_entries(hf_home, target.model_types())
+
+
 def start(userdata, features, log: Callable[[str], None]) -> Session:
-    """Validate settings, find the portfolio with `mlxk list --json`, fill the outlines."""
+    """Validate settings, find the portfolio (the target's listing), fill the outlines."""
     settings = config.load_settings(userdata, os.environ)
-    version = config.parse_sut_version(config.check_mlxk(settings.mlxk))
+    target = make_target(settings, Path("."))  # checks that the SUT runs, before any build
+    version = target.version
     if settings.hf_home is None:
         manifest = demo_portfolio.ensure_built(demo_portfolio.DEFAULT_ROOT, log=log)
         hf_home = demo_portfolio.DEFAULT_ROOT
@@ -113,9 +118,12 @@ def start(userdata, features, log: Callable[[str], None]) -> Session:
                                           source_override="the demo portfolio manifest")
     else:
         budget = ram_budget.system_budget(override_gb=settings.ram_budget_gb)
-    log(f"SUT: {' '.join(settings.mlxk)} ({version}); portfolio: {hf_home}; RAM budget {budget.describe()}")
-    entries = discovery.run_mlxk_list(settings.mlxk, hf_home, timeout=settings.cli_timeout)
-    if manifest is None:  # the demo portfolio's listing is checked by a scenario (features/cli.feature)
+    target = replace(target, hf_home=hf_home)
+    log(f"SUT: {target.title} {' '.join(target.command)} ({version}); portfolio: {hf_home}; "
+        f"RAM budget {budget.describe()}")
+    log(f"discovery: {target.discovery}; server startup measured from {target.startup_measures}")
+    entries = list_entries(target, hf_home, settings.cli_timeout)
+    if manifest is None and isinstance(target, MlxKnife):  # the demo's listing is checked by a scenario
         left_out = listing_checks.unlisted(hf_home / "hub", entries)
         if left_out:
             log(f"warning: {len(left_out)} model(s) in the cache are missing from `mlxk list --json` "
@@ -138,5 +146,5 @@ def start(userdata, features, log: Callable[[str], None]) -> Session:
         settings=settings, sut_version=version, hf_home=hf_home, manifest=manifest, budget=budget,
         portfolio=portfolio, registry=known_issues.load(REGISTRY),
         cache_before=cache_manifest.take(hf_home / "hub") if (hf_home / "hub").is_dir() else {},
-        sizes={e["name"]: int(e["size_bytes"]) for e in entries},
+        sizes={e["name"]: int(e["size_bytes"]) for e in entries}, target=target,
     )

@@ -70,6 +70,7 @@ def write(tally: Tally, suite, problems: list[str]) -> dict:
     models = [m.id for m in suite.portfolio.models]
     pool = suite.pool
     verdict = {
+        "target": suite.target.name,
         "sut_version": suite.sut_version,
         "portfolio": str(suite.hf_home),
         "shard": "{}/{}".format(*suite.settings.shard) if suite.settings.shard else None,
@@ -84,7 +85,8 @@ def write(tally: Tally, suite, problems: list[str]) -> dict:
         "harness_failures": tally.harness_failures,
         "harness_problems": problems,
         "registered_not_seen": [e.id for e in suite.registry.entries
-                                if e.id not in seen and any(e.applies_to(m, suite.sut_version) for m in models)],
+                                if e.id not in seen and any(e.applies_to(m, suite.sut_version, suite.target.name)
+                                                                    for m in models)],
         "scenarios": tally.scenarios,
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
