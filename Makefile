@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: e2e test test-fast demo bench report clean chromium compare matrix
+.PHONY: e2e test test-fast demo bench conformance report clean chromium compare matrix
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,10 @@ demo: $(STAMP)
 ## bench: the live suite twice (server reuse on and off): wall time vs SUT work, reports/bench.json
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## conformance: the live suite on every target (mlxk, mlx_lm), one table scenarios x targets: reports/conformance.md
+conformance: $(STAMP)
+	$(BIN)/python -m bench.conformance
 
 clean:
 	rm -rf reports reports-merged .cache/demo-portfolio

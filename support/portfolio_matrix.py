@@ -54,6 +54,17 @@ class Outcome:
         return self.feature, self.scenario
 
 
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table as lines, columns padded to their widest cell (a "|" in a cell is escaped)."""
+    rows = [[c.replace("|", "\\|") for c in row] for row in [header, *body]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    return [line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in rows[1:])]
+
+
 def areas_of(tags: Iterable[str]) -> frozenset[str]:
     names = {tag.lstrip("@") for tag in tags}
     return frozenset(area for area, _ in AREAS if area in names)
@@ -108,13 +119,7 @@ class Matrix:
         header = ["model", *[t for _, t in areas]]
         body = [[(m if m is not None else NO_MODEL) + (" (gated)" if m in gated else ""),
                  *[self.cell(m, a) for a, _ in areas]] for m in self.rows(models)]
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-
-        def line(cells: list[str]) -> str:
-            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
-
-        out = [f"# {title}", "", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-        out += [line(r) for r in body]
+        out = [f"# {title}", "", *markdown_table(header, body)]
         out += ["", LEGEND, ""]
         out.append(f"## Excluded by discovery ({len(excluded)})")
         out += [f"- {m}: {why}" for m, why in excluded] or ["- none"]

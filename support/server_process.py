@@ -238,7 +238,8 @@ class LocalServer:
     def _spawn(self, port: int) -> None:
         """Launch the command in a new session with its output going to a log file."""
         self.port = port
-        self.log_path = self.log_dir / f"{file_safe(self.args[0])}-{file_safe(self.model)}-port{port}.log"
+        kind = self.args[0] if not self.args[0].startswith("-") else self.name  # "serve", or "mlx_lm.server"
+        self.log_path = self.log_dir / f"{file_safe(kind)}-{file_safe(self.model)}-port{port}.log"
         env = {**os.environ, **self.env, "HF_HUB_OFFLINE": "1"}
         argv = [*self.command, *self.args, "--host", self.host, "--port", str(port)]
         self._log = open(self.log_path, "wb")

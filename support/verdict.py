@@ -43,6 +43,12 @@ class Tally:
     unexpected_failures: list[str] = field(default_factory=list)
     harness_failures: list[str] = field(default_factory=list)
     scenarios: list[dict] = field(default_factory=list)  # every scenario's outcome (support/compare.py)
+    outcomes: list[dict] = field(default_factory=list)  # every scenario, in run order (conformance table)
+
+    def outcome(self, scenario_name: str, status: str, detail: str | None = None) -> None:
+        """One scenario's end: "passed", "skipped" (detail: the reason), "known" (detail: the issue
+        id), "failed" or "harness" (detail: the failure message's first line)."""
+        self.outcomes.append({"scenario": scenario_name, "status": status, "detail": detail})
 
     def add(self, scenario_name: str, product: bool, issue=None) -> None:
         if not product:
@@ -80,6 +86,7 @@ def write(tally: Tally, suite, problems: list[str]) -> dict:
         "servers_hung": [e[1] for e in getattr(pool, "events", ()) if e[0] == "hung"],  # retired for the run
         "seconds": {"server_startup": round(getattr(pool, "startup_seconds_total", 0.0), 3),
                     **{k: round(v, 3) for k, v in sorted(suite.timings.items())}},
+        "outcomes": tally.outcomes,
         "known_failures": tally.known_failures,
         "unexpected_failures": tally.unexpected_failures,
         "harness_failures": tally.harness_failures,
@@ -121,18 +128,22 @@ def judge(verdict: dict, say: Callable[[str], None] = _say) -> int:
     return 0
 
 
-def main(argv: list[str], reports: Path = REPORTS) -> int:
-    """The exit code of a live run that behave ended with argv[0] (its reports in `reports`)."""
-    behave_code = int(argv[0]) if argv else 1
+def exit_code(behave_code: int, verdict: dict | None, say: Callable[[str], None] = _say) -> int:
+    """The exit code of a live run that behave ended with `behave_code`, given its verdict."""
     if behave_code == 0:
         return 0
-    verdict = read(reports)
     if verdict is None:
-        _say(f"behave exited {behave_code} before the run finished (no {VERDICT})")
+        say(f"behave exited {behave_code} before the run finished (no {VERDICT})")
         return behave_code
     if not verdict["known_failures"]:
         return behave_code
-    return judge(verdict)
+    return judge(verdict, say)
+
+
+def main(argv: list[str], reports: Path = REPORTS) -> int:
+    """The exit code of a live run that behave ended with argv[0] (its reports in `reports`)."""
+    behave_code = int(argv[0]) if argv else 1
+    return exit_code(behave_code, read(reports) if behave_code != 0 else None)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,12 @@ def test_defaults():
             settings.shard) == ((), (), None, None, None)
 
 
+def test_the_target_is_mlxk_unless_given(tmp_path):
+    assert load_settings({}, {}).target == "mlxk" and load_settings({}, {}).mlx_lm is None
+    settings = load_settings({"target": "mlx_lm", "mlx_lm": str(tmp_path)}, {})
+    assert (settings.target, settings.mlx_lm) == ("mlx_lm", tmp_path)
+
+
 def test_default_mlxk_is_the_one_beside_the_running_python():
     assert VENV_MLXK.exists(), "the venv has no mlxk: run make .venv/.installed"
     assert load_settings({}, {}).mlxk == (str(VENV_MLXK),)
@@ -122,6 +128,8 @@ def test_unknown_key():
     ("ram_budget_gb", "nan", "-D ram_budget_gb=nan: expected a number of GB > 0"),
     ("server_reuse", "maybe", "-D server_reuse=maybe: expected on or off"),
     ("mlxk", "mlxk 'unclosed", "-D mlxk=mlxk 'unclosed: expected a command line"),
+    ("target", "ollama", "-D target=ollama: expected one of mlxk, mlx_lm"),
+    ("mlx_lm", "/no/such/venv", "-D mlx_lm=/no/such/venv: expected an existing venv, bin folder or executable"),
 ])
 def test_bad_values(key, value, expected):
     message = config_error({key: value})

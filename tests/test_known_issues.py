@@ -174,6 +174,8 @@ def test_unusable_sut_version_is_one_line_error(registry) -> None:
     (entry(messages=None), "known issue KI-009: missing messages"),
     (entry(messages=[]), "known issue KI-009: messages must be a non-empty list of strings"),
     (entry(kind="flaky"), "known issue KI-009: kind 'flaky' is not one of product, model"),
+    (entry(target="ollama"), "known issue KI-009: target 'ollama' is not one of mlxk, mlx_lm"),
+    (entry(target=""), "known issue KI-009: target must be a non-empty string"),
     (entry(sut=">=2.0,~2.1"), "known issue KI-009: sut: bad version clause '~2.1'"),
     (entry(sut="2.0"), "known issue KI-009: sut: bad version clause '2.0'"),
     (entry(scenario=None), "known issue KI-009: needs a scenario glob or tags"),
@@ -194,6 +196,29 @@ def test_validation_errors_are_one_line(tmp_path: Path, text: str, problem: str)
     message = str(error.value)
     assert message.startswith(f"{path}: {problem}")
     assert "\n" not in message
+
+
+def test_an_entry_without_a_target_is_mlx_knifes(registry) -> None:
+    assert {e.target for e in registry.entries} == {"mlxk"}
+    assert registry.match(FOUR_BIT, STREAM, [], "2.0.8", LOST).id == "KI-001"  # the default target
+    assert registry.match(FOUR_BIT, STREAM, [], "2.0.8", LOST, target="mlxk").id == "KI-001"
+
+
+def test_a_run_on_one_target_never_matches_another_targets_entries(tmp_path: Path) -> None:
+    both = load(write(tmp_path, entry(id="KI-009", sut=">=2.0") + entry(id="KI-501", target="mlx_lm", sut=">=0.31,<0.32")))
+    assert both.match("m", "s", [], "2.0.8", "boom").id == "KI-009"
+    assert both.match("m", "s", [], "0.31.3", "boom", target="mlx_lm").id == "KI-501"
+    assert both.match("m", "s", [], "2.0.8", "boom", target="mlx_lm") is None  # mlx_lm's range, not mlxk's
+    assert both.match("m", "s", [], "0.31.3", "boom", target="mlxk") is None
+    mlx_lm = both.entries[1]
+    assert mlx_lm.applies_to("m", "0.31.3", "mlx_lm") and not mlx_lm.applies_to("m", "0.31.3")
+    assert not mlx_lm.applies_to("m", "0.32.2", "mlx_lm")  # its version range
+
+
+def test_every_registered_target_is_a_known_one() -> None:
+    from support.config import TARGETS
+    entries = load(REPO / "features" / "known_issues.toml").entries
+    assert {e.target for e in entries} <= set(TARGETS)
 
 
 def test_missing_file_is_one_line_error(tmp_path: Path) -> None:
