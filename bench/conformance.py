@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.conformance                  (or: make conformance)
     .venv/bin/python -m bench.conformance --targets mlx_lm --mlx-lm /path/to/venv   (another mlx-lm)
+    .venv/bin/python -m bench.conformance --mlx-lm-version 0.32.2   (one more column: that mlx-lm)
 
 Runs `behave --tags=@live_e2e -D target=T` once per target on the demo portfolio (each run's
 reports in reports/conformance/<target>/: verdict.json, portfolio.md, evidence/, allure-results/),
@@ -9,6 +10,9 @@ then writes reports/conformance.md: one row per scenario (its model in its name)
 target, each cell pass / known KI-... / FAIL: message / harness: message / not offered: feature /
 skipped: reason. A target's run passes when every failure is one of its registered known issues
 (support/verdict.py). The table is also printed.
+
+``--mlx-lm-version V`` creates (once; cached) .cache/venvs/mlx-lm-V: a venv that sees the suite
+venv's packages (a .pth line) and has only mlx-lm==V installed over them with pip, from PyPI.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from support.portfolio_matrix import markdown_table
 from support.verdict import exit_code, read as read_verdict
 
 BEHAVE = Path(sys.executable).parent / "behave"
+VENVS = ROOT / ".cache" / "venvs"
 OUT = ROOT / "reports" / "conformance.md"
 NOT_OFFERED = "not offered by target "
 CELL_LIMIT = 90  # characters of a message in a cell; the whole first line is in the run's verdict.json
@@ -47,6 +52,22 @@ def run_target(target: str, reports: Path, *extra: str, timeout: float = 3600) -
     why = "; ".join(said) or None
     return {**(verdict or {"outcomes": [], "target": target, "sut_version": "?"}), "behave_exit": run.returncode, "exit": code, "why": why,
             "wall_seconds": round(time.monotonic() - started, 1)}
+
+
+def mlx_lm_venv(version: str) -> Path:
+    """.cache/venvs/mlx-lm-VERSION with mlx-lm==VERSION over the suite venv's packages (made once)."""
+    venv = VENVS / f"mlx-lm-{version}"
+    python = venv / "bin" / "python"
+    if (venv / "bin" / "mlx_lm.server").exists():
+        return venv
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    suite_site = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    Path(site, "suite-venv.pth").write_text(suite_site + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"mlx-lm=={version}"], check=True, timeout=1200)
+    return venv
 
 
 def cell(outcome: dict | None) -> str:
@@ -108,10 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default="mlxk,mlx_lm", help="comma-separated targets (default: both)")
     parser.add_argument("--mlx-lm", action="append", default=[], metavar="VENV",
                         help="one more mlx_lm column, from this venv (repeatable)")
+    parser.add_argument("--mlx-lm-version", action="append", default=[], metavar="V",
+                        help="one more mlx_lm column: mlx-lm==V in a cached venv under .cache/venvs (repeatable)")
     parser.add_argument("behave_args", nargs="*", help="more behave arguments, after --, e.g. -- -n qwen-style")
     args = parser.parse_args(argv)
     plan = [(t, t, ()) for t in args.targets.split(",") if t]
-    plan += [(f"mlx_lm-{Path(v).name}", "mlx_lm", ("-D", f"mlx_lm={v}")) for v in args.mlx_lm]
+    venvs = [*args.mlx_lm, *(str(mlx_lm_venv(v)) for v in args.mlx_lm_version)]
+    plan += [(f"mlx_lm-{Path(v).name}", "mlx_lm", ("-D", f"mlx_lm={v}")) for v in venvs]
     runs = []
     for label, target, extra in plan:
         print(f"mlx-e2e: conformance run on {label} ...", file=sys.stderr, flush=True)
