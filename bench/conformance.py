@@ -18,6 +18,7 @@ venv's packages (a .pth line) and has only mlx-lm==V installed over them with pi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ BEHAVE = Path(sys.executable).parent / "behave"
 VENVS = ROOT / ".cache" / "venvs"
 OUT = ROOT / "reports" / "conformance.md"
 NOT_OFFERED = "not offered by target "
+RUN = "conformance-run.json"  # behave's exit, the verdict's exit and the wall time of one run
 CELL_LIMIT = 90  # characters of a message in a cell; the whole first line is in the run's verdict.json
 
 
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="one more mlx_lm column, from this venv (repeatable)")
     parser.add_argument("--mlx-lm-version", action="append", default=[], metavar="V",
                         help="one more mlx_lm column: mlx-lm==V in a cached venv under .cache/venvs (repeatable)")
+    parser.add_argument("--reuse", action="append", default=[], metavar="LABEL",
+                        help="take this column from its last run in reports/conformance/LABEL instead of running it")
     parser.add_argument("behave_args", nargs="*", help="more behave arguments, after --, e.g. -- -n qwen-style")
     args = parser.parse_args(argv)
     plan = [(t, t, ()) for t in args.targets.split(",") if t]
@@ -138,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     plan += [(f"mlx_lm-{Path(v).name}", "mlx_lm", ("-D", f"mlx_lm={v}")) for v in venvs]
     runs = []
     for label, target, extra in plan:
+        if label in args.reuse:
+            runs.append(earlier_run(ROOT / "reports" / "conformance" / label))
+            continue
         print(f"mlx-e2e: conformance run on {label} ...", file=sys.stderr, flush=True)
         run = run_target(target, ROOT / "reports" / "conformance" / label, *extra, *args.behave_args)
         print(f"mlx-e2e: {label}: {counts(run)} in {run['wall_seconds']} s; {run['why'] or ''}", file=sys.stderr)
