@@ -51,9 +51,18 @@ def run_target(target: str, reports: Path, *extra: str, timeout: float = 3600) -
     verdict = read_verdict(reports)
     said: list[str] = []
     code = exit_code(run.returncode, verdict, said.append)
-    why = "; ".join(said) or None
-    return {**(verdict or {"outcomes": [], "target": target, "sut_version": "?"}), "behave_exit": run.returncode, "exit": code, "why": why,
-            "wall_seconds": round(time.monotonic() - started, 1)}
+    result = {"behave_exit": run.returncode, "exit": code, "why": "; ".join(said) or None,
+              "wall_seconds": round(time.monotonic() - started, 1)}
+    (reports / RUN).write_text(json.dumps(result, indent=2) + "\n")
+    return {**(verdict or {"outcomes": [], "target": target, "sut_version": "?"}), **result}
+
+
+def earlier_run(reports: Path) -> dict:
+    """A finished run's verdict and exit, as run_target returned them (for --reuse)."""
+    verdict, run = read_verdict(reports), reports / RUN
+    if verdict is None or not run.is_file():
+        raise SystemExit(f"mlx-e2e: no finished conformance run in {reports} (no verdict.json or {RUN})")
+    return {**verdict, **json.loads(run.read_text())}
 
 
 def mlx_lm_venv(version: str) -> Path:

@@ -64,3 +64,18 @@ def test_the_verdict_gives_a_runs_exit_code():
     assert verdict.exit_code(1, known, said.append) == 0 and "KI-5" in said[-1]
     assert verdict.exit_code(1, {**known, "unexpected_failures": ["s"]}, said.append) == 1
     assert said[-1] == "1 unexpected failure(s): s"
+
+
+def test_a_column_can_be_taken_from_an_earlier_run(tmp_path):
+    import json
+
+    import pytest
+
+    from bench.conformance import RUN, earlier_run
+
+    with pytest.raises(SystemExit, match="no finished conformance run"):
+        earlier_run(tmp_path)
+    (tmp_path / "verdict.json").write_text(json.dumps({"target": "mlxk", "sut_version": "2.0.8", "outcomes": []}))
+    (tmp_path / RUN).write_text(json.dumps({"exit": 0, "wall_seconds": 3.0}))
+    assert earlier_run(tmp_path) == {"target": "mlxk", "sut_version": "2.0.8", "outcomes": [], "exit": 0,
+                                     "wall_seconds": 3.0}
