@@ -222,7 +222,8 @@ def test_properties_round_trip():
 
 def test_a_scenario_not_per_model_runs_in_the_first_shard_only():
     def suite(shard):
-        return SimpleNamespace(settings=SimpleNamespace(shard=shard), portfolio_name="demo", gated_reason=lambda m: None)
+        return SimpleNamespace(settings=SimpleNamespace(shard=shard), portfolio_name="demo", gated_reason=lambda m: None,
+                               target=SimpleNamespace(name="mlxk", version="2.0.8", lacks=frozenset()))
 
     scenario = parse_feature("Feature: f\n  Scenario: s\n    Given a step\n").scenarios[0]
     assert "runs in shard 1/3 only" in hooks.skip_reason(suite((2, 3)), scenario, None)
