@@ -15,6 +15,7 @@ compatibility is the target's: its loader knows the config's model_type.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from huggingface_hub import scan_cache_dir
@@ -77,11 +78,16 @@ def _model_type(name: str, root: Path, names: set[str], config: dict | None) -> 
     return "base"
 
 
-def _capabilities(model_type: str, config: dict | None) -> list[str]:
+# A Whisper model translates to English unless it is English-only (".en") or a turbo variant.
+_NO_TRANSLATE = re.compile(r"whisper-(?:tiny|base|small|medium)\.en(?:[-_./]|$)|whisper-[a-z0-9.-]*turbo(?:[-_./]|$)")
+
+
+def _capabilities(name: str, model_type: str, config: dict | None) -> list[str]:
     if model_type == "embedding":
         return ["embeddings"]
     if model_type == "audio":
-        return ["audio"]
+        whisper = str((config or {}).get("model_type", "")).lower() == "whisper"
+        return ["audio", *(["audio-translate-en"] if whisper and not _NO_TRANSLATE.search(name) else [])]
     chat = ["chat"] if model_type == "chat" else []
     vision = ["vision"] if isinstance((config or {}).get("vision_config"), dict) else []
     return ["text-generation", *chat, *vision]
@@ -99,7 +105,7 @@ def entry(name: str, root: Path, names: set[str], size_bytes: int, loadable: fro
         f"the target cannot load model_type {config_type}" if loadable is not None and config_type not in loadable
         else None)
     return {"name": name, "size_bytes": int(size_bytes), "framework": framework, "model_type": model_type,
-            "capabilities": _capabilities(model_type, config), "health": "unhealthy" if sick else "healthy",
+            "capabilities": _capabilities(name, model_type, config), "health": "unhealthy" if sick else "healthy",
             "runtime_compatible": reason is None, "reason": reason}
 
 

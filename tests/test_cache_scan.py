@@ -93,3 +93,13 @@ def test_without_a_loader_list_every_architecture_is_compatible(tmp_path):
 def test_a_missing_cache_is_a_discovery_error(tmp_path):
     with pytest.raises(DiscoveryError, match="huggingface_hub.scan_cache_dir"):
         scan_entries(tmp_path / "nowhere")
+
+
+def test_a_whisper_model_translates_unless_english_only(tmp_path):
+    for repo_id in ("org/whisper-small", "org/whisper-tiny.en-style"):
+        write_repo(tmp_path, repo_id, {"README.md": MLX_CARD, "config.json": config("whisper"),
+                                       "model.safetensors": b"w"})
+    entries = {e["name"]: e for e in scan_entries(tmp_path)}
+    assert entries["org/whisper-small"]["capabilities"] == ["audio", "audio-translate-en"]
+    assert entries["org/whisper-tiny.en-style"]["capabilities"] == ["audio"]
+    assert entries["org/whisper-small"]["model_type"] == "audio"
