@@ -45,7 +45,7 @@ def test_a_slice_on_mlx_lm_passes_with_its_known_issues_and_skips_what_it_lacks(
     listing = outcomes[LISTING]
     assert listing["status"] == "skipped" and listing["detail"].startswith("not offered by target mlx_lm"), where
     lists = outcomes[f"The server of {MODEL} is healthy and lists its model"]
-    assert (lists["status"], lists["detail"]) == ("known", "KI-501"), where
+    assert (lists["status"], lists["detail"]) == ("known", "KI-601"), where
     assert sum(o["status"] == "passed" for o in found["outcomes"]) == 4, where
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert "first answer" in metrics["meaning"]["server_startup"] and metrics["target"] == "mlx_lm"
