@@ -86,4 +86,4 @@ conformance: $(STAMP)
 	$(BIN)/python -m bench.conformance
 
 clean:
-	rm -rf reports reports-merged .cache/demo-portfolio
+	rm -rf reports reports-merged reports-shard-* .cache/demo-portfolio
