@@ -164,8 +164,10 @@ def test_the_stream_pace_verdict_holds_beside_a_cpu_hog(run_cache, tmp_path):
     finally:
         busy = hog.stop()
     cores = psutil.cpu_count() or 1
-    assert load_average >= cores, (f"the machine was not loaded: load average {load_average:.1f} on {cores} cores "
-                                   f"(the hog used {busy:.2f} cores on average)")
+    # Loaded: the hog's loops kept at least half the cores busy all along, beside two behave runs.
+    # (The 1-minute load average lags a run this short: on an idle 2-core machine it read 1.7.)
+    assert busy >= cores / 2, (f"the machine was not loaded: the hog used {busy:.2f} of {cores} cores on average "
+                               f"(load average {load_average:.1f})")
     assert _outcomes(quiet) and _outcomes(loaded) == _outcomes(quiet), \
         (f"the verdict changed with the load: quiet {_outcomes(quiet)}, beside the hog {_outcomes(loaded)}"
          f"{loaded.where()}")
