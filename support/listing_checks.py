@@ -40,9 +40,7 @@ class Outcome:
 
 def intended(entry: dict) -> Outcome:
     """The outcome the demo manifest intends for one of its models."""
-    # the speech models' entries carry no "expect": their kind ("audio") is their outcome
-    expect = entry.get("expect") or (entry.get("kind") if entry.get("kind") in KINDS else None)
-    reason = entry.get("expect_reason") or ""
+    expect, reason = entry.get("expect"), entry.get("expect_reason") or ""
     if expect in KINDS:
         return Outcome(expect, reason)  # e.g. the oversized chat model: gated, "needs ..."
     if expect == "excluded":

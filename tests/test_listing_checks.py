@@ -25,7 +25,7 @@ MANIFEST = {"models": [
     {"id": "demo/broken", "expect": "excluded", "expect_reason": "unhealthy"},
     {"id": "demo/torch", "expect": "excluded", "expect_reason": "not MLX"},
     {"id": "demo/xlm", "expect": "refused", "list_reason": "Embedding encoder not vendored"},
-    {"id": "demo/whisper", "kind": "audio", "translate": True},  # speech entries name only their kind
+    {"id": "demo/whisper", "kind": "audio", "expect": "audio", "translate": True},
 ]}
 
 

@@ -29,13 +29,13 @@ def test_dry_run_shows_one_row_per_eligible_model_and_the_exclusions(demo_root):
     manifest = json.loads((demo_root / "portfolio.json").read_text())
     run = behave("--tags=@live_e2e", "--dry-run", "-f", "plain", "--no-summary")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    for m in manifest["models"]:  # the speech models' entries name only their kind (no "expect")
-        if m.get("expect") == "chat":
+    for m in manifest["models"]:
+        if m["expect"] == "chat":
             assert has_row(run.stdout, m["id"]), m["id"]
-        if m.get("expect") == "excluded":
+        if m["expect"] == "excluded":
             assert f"excluded {m['id']}: {m['expect_reason']}" in run.stderr, run.stderr
     assert "gated mlx-e2e-demo/oversized: needs 7.2 GB, budget 6.0 GB" in run.stderr
-    base = next(m["id"] for m in manifest["models"] if m.get("expect") == "base")
+    base = next(m["id"] for m in manifest["models"] if m["expect"] == "base")
     assert not has_row(run.stdout, base)  # base models get no chat rows
 
 
@@ -83,7 +83,7 @@ def test_a_feature_line_selects_the_rows_of_that_outline_only(demo_root, tmp_pat
     scenarios = [s for f in json.loads(out.read_text()) for s in f["elements"] if s.get("keyword") == "Scenario Outline"]
     chosen = [s["name"] for s in scenarios if s.get("status") == "untested"]
     chat = [m["id"] for m in json.loads((demo_root / "portfolio.json").read_text())["models"]
-            if m.get("expect") in ("chat", "vision")]  # a vision model is a chat model too
+            if m["expect"] in ("chat", "vision")]  # a vision model is a chat model too
     assert chosen and all("recovers when a streaming client hangs up" in name for name in chosen), chosen
     assert len(chosen) == len(chat), f"expected one row per chat model {chat}, the dry run selects {chosen}"
 

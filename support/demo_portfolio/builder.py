@@ -184,6 +184,7 @@ def _build_speech(work: Path, assets_dir: Path, log: Callable[[str], None]) -> l
     built = []
     for repo_id, files, facts in repos:
         entry = {k: v for k, v in facts.items() if k != "kind"}  # the manifest's kind is the capability's
+        entry["expect"] = "audio"  # the discovery outcome intended, as every other entry says
         entry["clips"] = [{**c, "path": f"{ASSETS}/{c['file']}"} for c in entry["clips"]]
         built.append((repo_id, files, entry))
     return built
