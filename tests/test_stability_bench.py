@@ -4,27 +4,28 @@ from __future__ import annotations
 
 from bench.stability import differences, outcomes
 
-SUMMARY = "1 feature passed\n12 scenarios passed, 2 failed, 340 skipped\n"
+
+def _verdict(**statuses) -> dict:
+    return {"outcomes": [{"scenario": f" {name} ", "status": s.split(":")[0],
+                          "detail": s.split(":")[1] if ":" in s else None} for name, s in statuses.items()]}
 
 
-def _run(label: str, verdict: dict, summary: str = SUMMARY) -> dict:
-    return {"label": label, "outcomes": outcomes(verdict, summary)}
+def _run(label: str, verdict: dict) -> dict:
+    return {"label": label, "exit": 0, "reports": "/r", "outcomes": outcomes(verdict)}
 
 
-def test_the_outcomes_of_a_run():
-    got = outcomes({"known_failures": [{"scenario": " A ", "issue": "KI-003", "kind": "product"}],
-                    "unexpected_failures": ["B"], "harness_failures": ["C"]}, SUMMARY)
-    assert got == {"failed": {"A": "KI-003", "B": "unexpected", "C": "harness"},
-                   "counts": {"passed": 12, "failed": 2, "skipped": 340}}
-    assert outcomes({}, "no summary")["counts"] is None
+def test_the_outcome_of_each_scenario_is_its_status_or_its_known_issue():
+    got = outcomes(_verdict(A="known:KI-003", B="failed", C="harness", D="passed", E="skipped"))
+    assert got == {"A": "KI-003", "B": "failed", "C": "harness", "D": "passed", "E": "skipped"}
+    assert outcomes({}) == {}
+    assert list(outcomes(_verdict(A="passed") | {"outcomes": _verdict(A="passed")["outcomes"] * 2})) == ["A", "A #1"]
 
 
 def test_runs_with_the_same_outcomes_do_not_differ_and_any_change_is_named():
-    verdict = {"known_failures": [{"scenario": "A", "issue": "KI-003"}], "unexpected_failures": []}
+    verdict = _verdict(A="known:KI-003", B="passed")
     same = [_run("run 1", verdict), _run("run 2", verdict), _run("beside a CPU hog", verdict)]
     assert differences(same) == []
-    changed = same + [_run("run 4", {"known_failures": [], "unexpected_failures": ["B"]},
-                           "11 scenarios passed, 3 failed, 340 skipped")]
-    lines = differences(changed)
-    assert lines[0].startswith("run 4: counts {'passed': 11")
-    assert "run 4: A: passed (in run 1: KI-003)" in lines and "run 4: B: unexpected (in run 1: passed)" in lines
+    changed = same + [_run("run 4", _verdict(A="passed", B="failed", C="passed"))]
+    assert differences(changed) == ["run 4: A: passed (in run 1: KI-003)", "run 4: B: failed (in run 1: passed)",
+                                    "run 4: C: passed (in run 1: not run)"]
+    assert differences([same[0], _run("run 5", {})]) == ["run 5: no verdict (exit 0; see /r)"]
