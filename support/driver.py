@@ -178,6 +178,11 @@ class Sut:
     def use_model(self, model_id: str) -> None:
         self.model, self.facts = model_id, self.suite.facts(model_id)
 
+    @property
+    def model_name(self) -> str:
+        """The model's name in the target's requests (its cache id for mlxk and mlx_lm)."""
+        return self.suite.target.request_model(self.model)
+
     def any_chat_model(self) -> str:
         """The first chat model of the portfolio that the RAM gate lets run."""
         model = self.suite.portfolio.first("chat")
@@ -271,7 +276,7 @@ class Sut:
         return self.record(self.client.get(path))
 
     def ask(self, prompt: str, api: Api = Api.CHAT, stream: bool = False, **sampling) -> Answer:
-        payload = api.payload(self.model, prompt, **sampling)
+        payload = api.payload(self.model_name, prompt, **sampling)
         ex = self.client.stream(api.value, payload) if stream else self.client.post_json(api.value, payload)
         return self._answer(prompt, f"server, {'streamed' if stream else 'one piece'}", ex)
 
@@ -291,21 +296,21 @@ class Sut:
     def ask_at_once(self, prompts: list[str]) -> list[Answer]:
         """The prompts sent at the same time, one client each."""
         with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
-            results = list(pool.map(lambda p: self.client.post_json(CHAT, chat_payload(self.model, p)), prompts))
+            results = list(pool.map(lambda p: self.client.post_json(CHAT, chat_payload(self.model_name, p)), prompts))
         return [self._answer(p, "server, one of several at once", ex) for p, ex in zip(prompts, results)]
 
     def send_bad_requests(self, rows: Iterable[tuple[str, int | range]]) -> list[BadRequestOutcome]:
         """Each named bad request, each followed by a valid request: `bad_requests`."""
         for name, status in rows:
-            bad = self.record(bad_request(self.client, name, self.model))
-            good = self.record(self.client.post_json(CHAT, chat_payload(self.model, self.facts.prompts[0],
+            bad = self.record(bad_request(self.client, name, self.model_name))
+            good = self.record(self.client.post_json(CHAT, chat_payload(self.model_name, self.facts.prompts[0],
                                                                         max_tokens=8)))
             self.bad_requests.append(BadRequestOutcome(name, status, bad, good))
         return self.bad_requests
 
     def race_not_installed(self) -> RefusalRace:
         """The served model asked alone, then a not-installed model and the served one at once."""
-        served = chat_payload(self.model, self.facts.prompts[0], max_tokens=8)
+        served = chat_payload(self.model_name, self.facts.prompts[0], max_tokens=8)
         alone = self.record(self.client.post_json(CHAT, served))
         with ThreadPoolExecutor(max_workers=2) as pool:
             refused = pool.submit(self.client.post_json, CHAT, chat_payload(NOT_INSTALLED, "Say hello.", max_tokens=8))
@@ -316,12 +321,12 @@ class Sut:
 
     def hang_up_mid_stream(self, after_chunks: int = 2) -> Exchange:
         prompt = self.facts.longest.prompt if self.facts.goldens else self.facts.prompts[0]
-        return self.record(disconnect_mid_stream(self.server.base_url, CHAT, chat_payload(self.model, prompt),
+        return self.record(disconnect_mid_stream(self.server.base_url, CHAT, chat_payload(self.model_name, prompt),
                                                  after_chunks, timeout=self.suite.settings.stream_timeout))
 
     def ask_openai_client(self, prompt: str) -> tuple[Answer, Answer]:
         """The official OpenAI Python client asks `prompt`, batch and streamed (both recorded)."""
-        batch, stream = sdk_answers(self.server.base_url, self.model, prompt, self.suite.settings.request_timeout)
+        batch, stream = sdk_answers(self.server.base_url, self.model_name, prompt, self.suite.settings.request_timeout)
         return (self._answer(prompt, "openai client, one piece", batch),
                 self._answer(prompt, "openai client, streamed", stream))
 
@@ -343,7 +348,7 @@ class Sut:
             completion, self.load_setup = None, [f"the text completion asked alone before the load failed, so the "
                                                  f"workload has none: {str(e).splitlines()[0]}"]
         hang_up = facts.longest.prompt if facts.goldens else facts.prompts[0]
-        jobs = load.plan(self.model, expected, stop, completion, hang_up)
+        jobs = load.plan(self.model_name, expected, stop, completion, hang_up)
         self.load = load.run(self.client, jobs, settings.load_clients, settings.load_requests, settings.load_seconds,
                              self.server.rss_bytes, alive=self.server.alive)
         evidence.attach_text(self.load.series(), "load: RSS samples and every request")
@@ -354,7 +359,7 @@ class Sut:
     def _asked_alone(self, api: Api, prompt: str, **sampling) -> str:
         """The server's answer to one request asked alone (well-formed, or a failed check)."""
         answer = self._answer(prompt, "server, alone before the load",
-                              self.client.post_json(api.value, api.payload(self.model, prompt, **sampling)))
+                              self.client.post_json(api.value, api.payload(self.model_name, prompt, **sampling)))
         api_checks.check_well_formed(answer.evidence)
         return answer.text
 
@@ -509,7 +514,7 @@ class Sut:
         """POST /v1/embeddings to the backend ("embed-serve") or the proxy ("proxy"): one string or a list."""
         one = isinstance(texts, str)
         texts = (texts,) if one else tuple(texts)
-        payload = {"model": self.model, "input": texts[0] if one else list(texts),
+        payload = {"model": self.model_name, "input": texts[0] if one else list(texts),
                    **({} if encoding_format is None else {"encoding_format": encoding_format}),
                    **({"input_type": "query"} if query else {}), **fields}
         found = Embeddings(texts, via, query, self.record(self._embeddings_client(via).post_json(EMBEDDINGS, payload)),
@@ -521,8 +526,8 @@ class Sut:
         """Each named bad POST /v1/embeddings, each followed by a valid one: `bad_requests`."""
         client = self._embeddings_client("embed-serve")
         for name, status in rows:
-            bad = self.record(client.post_json(EMBEDDINGS, bad_embeddings_payload(name, self.model)))
-            good = self.record(client.post_json(EMBEDDINGS, {"model": self.model, "input": "Say hello."}))
+            bad = self.record(client.post_json(EMBEDDINGS, bad_embeddings_payload(name, self.model_name)))
+            good = self.record(client.post_json(EMBEDDINGS, {"model": self.model_name, "input": "Say hello."}))
             self.bad_requests.append(BadRequestOutcome(name, status, bad, good))
         return self.bad_requests
 
@@ -588,7 +593,7 @@ class Sut:
     def ask_about_images(self, golden, stream: bool = False, chunk: int | None = None, **sampling):
         """A chat question with the golden's images (base64 data URLs); `chunk` defaults to the golden's."""
         images = self._images(golden)
-        payload = vc.image_payload(self.model, golden.prompt, images, chunk or golden.chunk, **sampling)
+        payload = vc.image_payload(self.model_name, golden.prompt, images, chunk or golden.chunk, **sampling)
         if stream:  # usage as for any chat stream: in a final chunk, when asked for
             payload["stream_options"] = {"include_usage": True}
         ex = self.client.stream(CHAT, payload) if stream else self.client.post_json(CHAT, payload)
@@ -637,15 +642,15 @@ class Sut:
         good_golden = self.vision_goldens()[0]
         good_image = self._images(good_golden)[0] if good_golden.images else vc.png((255, 0, 0))
         for name, status in rows:
-            payload = vc.bad_image_payload(name, self.model, good_image)
+            payload = vc.bad_image_payload(name, self.model_name, good_image)
             ex = self.client.post_json(CHAT, payload)
             ex.request_json = vc.redacted_request(payload, limit=4096)  # evidence without megabytes of base64
             bad = self.record(ex)
             if any(m.id == self.model for m in self.suite.portfolio.anywhere.vision):
-                good = self.client.post_json(CHAT, vc.image_payload(self.model, good_golden.prompt, [good_image],
+                good = self.client.post_json(CHAT, vc.image_payload(self.model_name, good_golden.prompt, [good_image],
                                                                     max_tokens=vc.MAX_TOKENS_AFTER_BAD))
             else:
-                good = self.client.post_json(CHAT, chat_payload(self.model, self.facts.prompts[0], max_tokens=8))
+                good = self.client.post_json(CHAT, chat_payload(self.model_name, self.facts.prompts[0], max_tokens=8))
             self.bad_requests.append(BadRequestOutcome(name, status, bad, self.record(good)))
         return self.bad_requests
 
@@ -692,7 +697,7 @@ class Sut:
                model: str | None = None) -> "SpeechAnswer":
         """POST the clip (or `data` under its name) to the transcription or translation endpoint."""
         data = self.clip_data(clip) if data is None else data
-        fields = sc.upload_fields(model or self.model, response_format, language)
+        fields = sc.upload_fields(self.suite.target.request_model(model or self.model), response_format, language)
         note = sc.audio_note(data)
         path = TRANSCRIPTIONS if task == sc.TRANSCRIBE else TRANSLATIONS
         ex = self.record(self.client.post_multipart(path, fields, filename or clip.file, data, note=note))
@@ -731,7 +736,7 @@ class Sut:
 
     def chat_with_speech_model(self, clip) -> Exchange:
         """A chat request naming the speech model in use, then the clip uploaded as it should be."""
-        self.refused_chat = self.record(self.client.post_json(CHAT, chat_payload(self.model, "Say hello.", max_tokens=8)))
+        self.refused_chat = self.record(self.client.post_json(CHAT, chat_payload(self.model_name, "Say hello.", max_tokens=8)))
         self.upload(clip)
         return self.refused_chat
 
@@ -761,7 +766,7 @@ class Sut:
 
     def transcribe_openai_client(self, clip) -> Exchange:
         """The official OpenAI client uploads the clip (client.audio.transcriptions.create)."""
-        ex = self.record(sdk_transcription(self.server.base_url, self.model, clip.file, self.clip_data(clip),
+        ex = self.record(sdk_transcription(self.server.base_url, self.model_name, clip.file, self.clip_data(clip),
                                            self.suite.settings.request_timeout))
         self.speech_answers.append(SpeechAnswer(clip, sc.TRANSCRIBE, None, None, ex))
         return ex
