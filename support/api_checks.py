@@ -256,6 +256,16 @@ def check_prompt_refusal(refused: Exchange, served: Exchange, alone: Exchange, m
          f"--- served alone:\n{alone.describe()}")
 
 
+def check_as_fast_as_before(before: Exchange, after: Exchange, slack_s: float, what: str) -> None:
+    """`after` (the same request as `before`, on the same server, after something happened) took at most
+    ``slack_s`` longer than `before`: a bound that moves with the machine's load, as both answers slow
+    down together, and still catches a model unloaded and loaded again in between."""
+    that(after.seconds <= before.seconds + slack_s,
+         f"{what} took {after.seconds:.1f} s after the refusal, expected at most {before.seconds + slack_s:.1f} s "
+         f"(the same request took {before.seconds:.2f} s before it, + {slack_s:g} s)",
+         f"--- before:\n{before.describe()}\n--- after:\n{after.describe()}")
+
+
 def check_usage_tokens(ex: Exchange, expected_completion_tokens: int) -> None:
     """usage.completion_tokens equals the expected count (batch body, or a stream's usage chunk)."""
     if ex.streamed:

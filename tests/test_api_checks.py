@@ -256,3 +256,15 @@ def test_schemas_are_valid_json_schema() -> None:
                    checks.MODELS, checks.HEALTH):
         jsonschema.Draft202012Validator.check_schema(schema)
     assert json.dumps(checks.CHAT_CHUNK)  # plain data, attachable to a report
+
+
+def test_an_answer_after_a_refusal_is_bounded_by_the_same_answer_before_it():
+    def took(seconds):
+        return Exchange("POST", "http://127.0.0.1:1/v1/chat/completions", request_json={"model": MODEL}, status=200,
+                        seconds=seconds)
+
+    checks.check_as_fast_as_before(took(0.3), took(2.2), 2, "the answer")  # a loaded machine: both slow
+    checks.check_as_fast_as_before(took(6.0), took(7.5), 2, "the answer")
+    with pytest.raises(AssertionError, match=r"the answer took 10\.4 s after the refusal, expected at most 2\.3 s "
+                                             r"\(the same request took 0\.30 s before it, \+ 2 s\)"):
+        checks.check_as_fast_as_before(took(0.3), took(10.4), 2, "the answer")  # unloaded and loaded again
