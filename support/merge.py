@@ -145,6 +145,16 @@ def merge_matrices(runs: Sequence[Run]) -> dict:
 
 # --- the verdict ------------------------------------------------------------------------------
 
+def once_per_scenario(runs: Sequence[Run], key: str) -> list[dict]:
+    """A verdict's per-scenario list (``outcomes``: conformance, ``scenarios``: release compare) of
+    all runs, each scenario once: from the run where it ran (a shard skips the scenarios that are
+    not per model and run in shard 1 only)."""
+    items = [(o, r.path) for r in runs for o in r.verdict.get(key, [])]
+    keep = pick_once(((o["scenario"], "skipped" if o["status"] == "skipped" else "passed", path)
+                      for o, path in items), "scenario")
+    return [items[i][0] for i in keep]
+
+
 def merge_verdicts(runs: Sequence[Run]) -> dict:
     """One verdict from several: failures and problems of all, sums of the counts and seconds."""
     vs = [r.verdict for r in runs]
@@ -155,13 +165,18 @@ def merge_verdicts(runs: Sequence[Run]) -> dict:
             seconds[key] = round(seconds.get(key, 0.0) + value, 3)
     portfolios = list(dict.fromkeys(str(v.get("portfolio")) for v in vs))
     return {
+        "target": vs[0].get("target"),
         "sut_version": vs[0].get("sut_version"),
         "portfolio": " | ".join(portfolios),
         "shard": None,
         "merged_from": [{"reports": str(r.path), "shard": r.verdict.get("shard")} for r in runs],
         "server_starts": sum(v.get("server_starts", 0) for v in vs),
         "server_evictions": sum(v.get("server_evictions", 0) for v in vs),
+        "servers_died": [m for v in vs for m in v.get("servers_died", [])],
+        "servers_hung": [m for v in vs for m in v.get("servers_hung", [])],
         "seconds": seconds,
+        "outcomes": once_per_scenario(runs, "outcomes"),
+        "scenarios": once_per_scenario(runs, "scenarios"),
         "known_failures": [k for v in vs for k in v["known_failures"]],
         "unexpected_failures": [f for v in vs for f in v["unexpected_failures"]],
         "harness_failures": [f for v in vs for f in v.get("harness_failures", [])],

@@ -46,9 +46,12 @@ def write_run(root: Path, models: list[str], shard: str | None = None, *, unexpe
     (root / "matrix.json").write_text(json.dumps(doc))
     (root / "portfolio.md").write_text(render_document(doc))
     known = [{"scenario": s[1], "issue": s[5], "kind": "product"} for s in mine if s[5]]
+    outcomes = [{"scenario": s[1], "status": "known" if s[5] else s[4], "detail": s[5]} for s in mine]
+    scenarios = [{"scenario": s[1], "model": s[2], "status": s[4], "issue": s[5]} for s in mine]
     (root / "verdict.json").write_text(json.dumps({
-        "sut_version": sut, "portfolio": "/cache", "shard": shard, "server_starts": len(models),
-        "server_evictions": 0, "seconds": {"cli": 1.5}, "known_failures": known,
+        "target": "mlxk", "sut_version": sut, "portfolio": "/cache", "shard": shard, "server_starts": len(models),
+        "server_evictions": 0, "servers_died": [], "servers_hung": [], "seconds": {"cli": 1.5},
+        "outcomes": outcomes, "scenarios": scenarios, "known_failures": known,
         "unexpected_failures": list(unexpected), "harness_failures": [], "harness_problems": list(problems),
         "registered_not_seen": ["KI-009"]}))
     (root / "metrics.json").write_text(json.dumps({
@@ -113,6 +116,10 @@ def test_two_shards_merge_into_what_one_unsharded_run_reports(shards, tmp_path):
     assert outcomes_of_allure(out / "allure-results") == outcomes_of_allure(whole / "allure-results")
     assert sorted(k["scenario"] for k in verdict["known_failures"]) == [f"{B} answers", f"{B} prints"]
     assert verdict["server_starts"] == 3 and verdict["seconds"] == {"cli": 3.0}
+    unsharded = verdicts.read(whole)
+    for key in ("outcomes", "scenarios"):  # each scenario once, as it ran (not its skipped copy)
+        assert sorted(verdict[key], key=lambda o: o["scenario"]) == sorted(unsharded[key], key=lambda o: o["scenario"])
+    assert verdict["target"] == "mlxk"
     assert [m["shard"] for m in verdict["merged_from"]] == ["2/2", "1/2"]
     assert verdicts.judge(verdicts.read(out)) == 0
 
