@@ -37,7 +37,8 @@ from .targets import EMBED_SERVE, PROXY
 from . import vision_checks as vc, vision_reference  # noqa: E402  (the vision section, at the end)
 from . import speech_checks as sc, speech_reference  # noqa: E402  (the speech section, at the end)
 
-NO_PROMPT_LIMIT = 20.0  # seconds: a CLI that has not noticed the missing prompt by then hangs
+# seconds beyond a one-token answer's time: a CLI that has not noticed the missing prompt by then hangs
+NO_PROMPT_SLACK = 20.0
 DEATH_WAIT = 1.0  # seconds: a dropped connection is seen a moment before the server's process is gone
 # Sentences for an embedding model without golden facts (a user's portfolio).
 NEUTRAL_SENTENCES = ("The cat sits on the mat.", "A cat is sitting on the mat.", "Stock markets fell sharply today.")
@@ -172,6 +173,7 @@ class Sut:
     speech_answers: list = field(default_factory=list)  # SpeechAnswer per clip asked about, in order
     speech_reference: object | None = None  # support.speech_reference.SpeechReferenceRun
     refused_chat: Exchange | None = None  # a chat request naming a speech model
+    no_prompt_pace: CliResult | None = None  # a one-token answer on the command line, timed
 
     # --- what is tested ---------------------------------------------------------------------
 
@@ -409,9 +411,18 @@ class Sut:
         return self.run_cli(*self.suite.target.show_args(self.model))
 
     def run_without_prompt(self) -> CliResult:
-        """`run MODEL` with no prompt and stdin closed: a script that forgot the prompt."""
-        args = self.suite.target.ask_args(self.model, None, {})
-        return self.run_cli(*args, loads=self.model, timeout=NO_PROMPT_LIMIT)
+        """`run MODEL` with no prompt and stdin closed: a script that forgot the prompt. First the
+        same command with a prompt and a one-token answer (`no_prompt_pace`: the time this machine,
+        as loaded as it is now, takes to start the command line and load the model); the run
+        without a prompt is killed NO_PROMPT_SLACK seconds later than that."""
+        target = self.suite.target
+        self.no_prompt_pace = self.run_cli(*target.ask_args(self.model, "Say hello.", {"max_tokens": 1}),
+                                           loads=self.model)
+        if self.no_prompt_pace.returncode != 0 or self.no_prompt_pace.timed_out:
+            raise HarnessError("cannot measure the command line's pace: a one-token answer failed "
+                               f"(exit {self.no_prompt_pace.returncode}):\n{self.no_prompt_pace.describe()}")
+        return self.run_cli(*target.ask_args(self.model, None, {}), loads=self.model,
+                            timeout=self.no_prompt_pace.seconds + NO_PROMPT_SLACK)
 
     def ask_through_pipe(self, prompt: str, model: str | None = None) -> Answer:
         """`run MODEL -` with the prompt on stdin, as `echo PROMPT | mlxk run MODEL -` (pipes enabled)."""
