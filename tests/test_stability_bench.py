@@ -29,3 +29,17 @@ def test_runs_with_the_same_outcomes_do_not_differ_and_any_change_is_named():
     assert differences(changed) == ["run 4: A: passed (in run 1: KI-003)", "run 4: B: failed (in run 1: passed)",
                                     "run 4: C: passed (in run 1: not run)"]
     assert differences([same[0], _run("run 5", {})]) == ["run 5: no verdict (exit 0; see /r)"]
+
+
+def test_an_earlier_run_is_read_from_its_merged_reports_and_a_folder_without_a_verdict_is_refused(tmp_path):
+    import json
+
+    import pytest
+
+    from bench.stability import earlier_run
+    (tmp_path / "verdict.json").write_text(json.dumps(_verdict(A="known:KI-003", B="passed", C="passed")))
+    run = earlier_run(tmp_path)
+    assert run["outcomes"] == {"A": "KI-003", "B": "passed", "C": "passed"}
+    assert run["counts"] == {"known": 1, "passed": 2}
+    with pytest.raises(SystemExit, match="no verdict.json"):
+        earlier_run(tmp_path / "missing")
