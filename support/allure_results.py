@@ -27,6 +27,7 @@ import json
 import os
 import re
 import sys
+import uuid
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -266,6 +267,17 @@ def write_environment(results_dir: Path, values: Mapping[str, object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(properties_text(values), encoding="utf-8")
     return path
+
+
+def write_global_attachment(results_dir: Path, name: str, text: str, kind: str) -> Path:
+    """An Allure global attachment (how allure-behave writes ``allure.global_attach``): ``kind``
+    "text" or "json"; returns the attachment's file."""
+    ext, mime = {"json": ("json", "application/json"), "text": ("txt", "text/plain")}[kind]
+    source = Path(results_dir) / f"{uuid.uuid4()}-attachment.{ext}"
+    source.write_text(text, encoding="utf-8")
+    doc = {"attachments": [{"name": name, "source": source.name, "type": mime}]}
+    (Path(results_dir) / f"{uuid.uuid4()}-globals.json").write_text(json.dumps(doc), encoding="utf-8")
+    return source
 
 
 def write_allure3_config(path: Path, name: str = "mlx-e2e acceptance") -> Path:
