@@ -40,10 +40,10 @@ def outcomes(verdict: dict) -> dict[str, str]:
     """Scenario -> outcome of one run: "passed", "skipped", "failed", "harness", or the issue id of a
     known failure (a name met again is numbered "#1", "#2"...). A run that left no verdict has none."""
     found: dict[str, str] = {}
-    for o in verdict.get("outcomes", []):
+    for o in verdict.get("scenarios", []):
         name = o["scenario"].strip()
         name = next(f"{name} #{i}" for i in range(1, 10**6) if f"{name} #{i}" not in found) if name in found else name
-        found[name] = o["detail"] if o["status"] == "known" else o["status"]
+        found[name] = o["detail"] if o["outcome"] == "known" else o["outcome"]
     return found
 
 

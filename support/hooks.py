@@ -61,14 +61,10 @@ def after_scenario(context, scenario) -> None:
                                          suite.sut_version, message, target=suite.target.name)
     reporting.after_scenario(context, scenario, issue)  # reports: matrix, speed, Allure marks
     if not failed:
-        context.tally.record(scenario.name, sut.model, scenario.effective_tags, scenario.status.name)
-        skipped = scenario.status.name == "skipped"
-        context.tally.outcome(scenario.name, "skipped" if skipped else "passed",
-                              (scenario.skip_reason or "skipped") if skipped else None)
+        context.tally.record(scenario.name, sut.model, scenario.effective_tags, scenario.status.name,
+                             reason=scenario.skip_reason)
         return
     context.tally.add(scenario.name, product, issue)
-    context.tally.outcome(scenario.name, "known" if issue else "failed" if product else "harness",
-                          issue.id if issue else (message.strip().splitlines() or ["(no message)"])[0][:300])
     folder = evidence.keep_failure(scenario.name, sut.evidence, sut.server.log_path if sut.server else None)
     context.tally.record(scenario.name, sut.model, scenario.effective_tags, "failed", message, product,
                          issue, folder)

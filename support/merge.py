@@ -8,7 +8,8 @@ each run's reports folder and writes into OUT:
   outcomes (support/portfolio_matrix.py), the models of every run, the exclusions of discovery
   (not "in another shard"), the gated models: equal to the matrix of one unsharded run;
 * ``verdict.json``: known, unexpected and harness failures and problems of every run (a problem
-  names its run), summed server starts and seconds, ``merged_from``;
+  names its run), every scenario's end once (``scenarios``), summed server starts and seconds,
+  ``merged_from``;
 * ``junit/``: one file per feature as an unsharded run writes them, every scenario once;
 * ``allure-results/``: every run's results and attachments, ``environment.properties`` (values
   that differ between machines joined with `` | ``), categories, the merged matrix and metrics as
@@ -29,8 +30,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import uuid
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +80,10 @@ def check_runs(runs: Sequence[Run]) -> None:
     or none sharded, and no model tested by two runs."""
     if not runs:
         raise SuiteError("no run to merge: give one or more reports folders")
-    versions = {r.verdict.get("sut_version") for r in runs}
+    versions = {(r.verdict.get("target") or "mlxk", r.verdict.get("sut_version")) for r in runs}
     if len(versions) > 1:
-        raise SuiteError(f"the runs tested different SUT versions {sorted(map(str, versions))}: "
-                         "merge runs of one mlx-knife only")
+        raise SuiteError(f"the runs tested different SUTs {sorted(' '.join(map(str, v)) for v in versions)}: "
+                         "merge runs of one target and version only")
     shards = [r.shard for r in runs]
     if any(shards) and not all(shards):
         raise SuiteError("some runs are shards (-D shard=i/n) and some are not: "
@@ -145,14 +146,17 @@ def merge_matrices(runs: Sequence[Run]) -> dict:
 
 # --- the verdict ------------------------------------------------------------------------------
 
-def once_per_scenario(runs: Sequence[Run], key: str) -> list[dict]:
-    """A verdict's per-scenario list (``outcomes``: conformance, ``scenarios``: release compare) of
-    all runs, each scenario once: from the run where it ran (a shard skips the scenarios that are
-    not per model and run in shard 1 only)."""
-    items = [(o, r.path) for r in runs for o in r.verdict.get(key, [])]
-    keep = pick_once(((o["scenario"], "skipped" if o["status"] == "skipped" else "passed", path)
-                      for o, path in items), "scenario")
-    return [items[i][0] for i in keep]
+def merge_scenarios(runs: Sequence[Run]) -> list[dict]:
+    """Every scenario's end (the verdict's ``scenarios``) once, as the run where it ran; a name met
+    again within one run is that name's next scenario (its n-th in every run)."""
+    items: list[tuple[tuple[str, int], str, Path, dict]] = []
+    for run in runs:
+        met: Counter[str] = Counter()
+        for item in run.verdict.get("scenarios", []):
+            met[item["scenario"]] += 1
+            items.append(((item["scenario"], met[item["scenario"]]), item["status"], run.path, item))
+    keep = pick_once(((key, status, path) for key, status, path, _ in items), "scenario")
+    return [items[i][3] for i in keep]
 
 
 def merge_verdicts(runs: Sequence[Run]) -> dict:
@@ -175,13 +179,12 @@ def merge_verdicts(runs: Sequence[Run]) -> dict:
         "servers_died": [m for v in vs for m in v.get("servers_died", [])],
         "servers_hung": [m for v in vs for m in v.get("servers_hung", [])],
         "seconds": seconds,
-        "outcomes": once_per_scenario(runs, "outcomes"),
-        "scenarios": once_per_scenario(runs, "scenarios"),
         "known_failures": [k for v in vs for k in v["known_failures"]],
         "unexpected_failures": [f for v in vs for f in v["unexpected_failures"]],
         "harness_failures": [f for v in vs for f in v.get("harness_failures", [])],
         "harness_problems": [f"{r.path}: {p}" for r in runs for p in r.verdict["harness_problems"]],
         "registered_not_seen": sorted({i for v in vs for i in v.get("registered_not_seen", [])} - seen),
+        "scenarios": merge_scenarios(runs),
     }
 
 
@@ -257,15 +260,6 @@ def merged_environment(texts: Sequence[str], shards: Sequence[str | None]) -> di
     return out
 
 
-def _global_attachment(out: Path, name: str, text: str, kind: str) -> None:
-    """An Allure global attachment (how allure-behave writes ``allure.global_attach``)."""
-    ext, mime = {"json": ("json", "application/json"), "text": ("txt", "text/plain")}[kind]
-    source = f"{uuid.uuid4()}-attachment.{ext}"
-    (out / source).write_text(text, encoding="utf-8")
-    doc = {"attachments": [{"name": name, "source": source, "type": mime}]}
-    (out / f"{uuid.uuid4()}-globals.json").write_text(json.dumps(doc), encoding="utf-8")
-
-
 def merge_allure(runs: Sequence[Run], out: Path, table: str, metrics: dict | None) -> int:
     """Every run's Allure results in one folder (each scenario once); returns the results kept."""
     out.mkdir(parents=True, exist_ok=True)
@@ -286,9 +280,10 @@ def merge_allure(runs: Sequence[Run], out: Path, table: str, metrics: dict | Non
     environment = merged_environment([p.read_text(encoding="utf-8") for p in envs if p.is_file()],
                                      [r.verdict.get("shard") for r in runs])
     allure_results.finalize(out, environment)
-    _global_attachment(out, "portfolio matrix (portfolio.md)", table, "text")
+    allure_results.write_global_attachment(out, "portfolio matrix (portfolio.md)", table, "text")
     if metrics is not None:
-        _global_attachment(out, "SUT speed per model (metrics.json)", json.dumps(metrics, indent=2), "json")
+        allure_results.write_global_attachment(out, "SUT speed per model (metrics.json)",
+                                               json.dumps(metrics, indent=2), "json")
     return len(keep)
 
 

@@ -35,6 +35,10 @@ def is_product_failure(exception: BaseException | None) -> bool:
     return isinstance(exception, AssertionError)
 
 
+OUTCOMES = ("passed", "skipped", "known", "failed", "harness")  # a scenario's outcome in the verdict
+DETAIL_LIMIT = 300  # characters of a failure's first line kept as its outcome's detail
+
+
 @dataclass
 class Tally:
     """What the scenarios of one run ended as."""
@@ -42,13 +46,7 @@ class Tally:
     known_failures: list[dict] = field(default_factory=list)
     unexpected_failures: list[str] = field(default_factory=list)
     harness_failures: list[str] = field(default_factory=list)
-    scenarios: list[dict] = field(default_factory=list)  # every scenario's outcome (support/compare.py)
-    outcomes: list[dict] = field(default_factory=list)  # every scenario, in run order (conformance table)
-
-    def outcome(self, scenario_name: str, status: str, detail: str | None = None) -> None:
-        """One scenario's end: "passed", "skipped" (detail: the reason), "known" (detail: the issue
-        id), "failed" or "harness" (detail: the failure message's first line)."""
-        self.outcomes.append({"scenario": scenario_name, "status": status, "detail": detail})
+    scenarios: list[dict] = field(default_factory=list)  # every scenario's end, in run order
 
     def add(self, scenario_name: str, product: bool, issue=None) -> None:
         if not product:
@@ -59,13 +57,23 @@ class Tally:
             self.known_failures.append({"scenario": scenario_name, "issue": issue.id, "kind": issue.kind})
 
     def record(self, scenario_name: str, model: str | None, tags, status: str, message: str = "",
-               product: bool = True, issue=None, evidence: Path | None = None) -> None:
-        """One scenario's outcome as releases are compared on it: status passed, failed or
-        skipped; for a failure its message, whether a check of the SUT failed (product), the
-        registered issue it was booked as and its evidence folder (relative to the reports)."""
+               product: bool = True, issue=None, evidence: Path | None = None, reason: str | None = None) -> None:
+        """One scenario's end. ``status`` is behave's: passed, failed or skipped (``reason``: why);
+        for a failure its message, whether a check of the SUT failed (product), the registered
+        issue it was booked as and its evidence folder (relative to the reports). ``outcome`` sorts
+        it for the conformance table and the stability bench: passed, skipped, known, failed
+        (product, no issue) or harness; ``detail`` is the skip reason, the issue id or the failure
+        message's first line."""
+        if status != "failed":
+            outcome, detail = ("skipped", reason or "skipped") if status == "skipped" else ("passed", None)
+        elif issue is not None:
+            outcome, detail = "known", issue.id
+        else:
+            outcome = "failed" if product else "harness"
+            detail = (message.strip().splitlines() or ["(no message)"])[0][:DETAIL_LIMIT]
         self.scenarios.append({
             "scenario": scenario_name, "model": model, "tags": sorted(t.lstrip("@") for t in tags),
-            "status": status, "message": message, "product": product,
+            "status": status, "outcome": outcome, "detail": detail, "message": message, "product": product,
             "issue": issue.id if issue is not None else None,
             "evidence": str(evidence.relative_to(REPORTS)) if evidence is not None else None})
 
@@ -86,7 +94,6 @@ def write(tally: Tally, suite, problems: list[str]) -> dict:
         "servers_hung": [e[1] for e in getattr(pool, "events", ()) if e[0] == "hung"],  # retired for the run
         "seconds": {"server_startup": round(getattr(pool, "startup_seconds_total", 0.0), 3),
                     **{k: round(v, 3) for k, v in sorted(suite.timings.items())}},
-        "outcomes": tally.outcomes,
         "known_failures": tally.known_failures,
         "unexpected_failures": tally.unexpected_failures,
         "harness_failures": tally.harness_failures,

@@ -46,12 +46,12 @@ def write_run(root: Path, models: list[str], shard: str | None = None, *, unexpe
     (root / "matrix.json").write_text(json.dumps(doc))
     (root / "portfolio.md").write_text(render_document(doc))
     known = [{"scenario": s[1], "issue": s[5], "kind": "product"} for s in mine if s[5]]
-    outcomes = [{"scenario": s[1], "status": "known" if s[5] else s[4], "detail": s[5]} for s in mine]
-    scenarios = [{"scenario": s[1], "model": s[2], "status": s[4], "issue": s[5]} for s in mine]
+    scenarios = [{"scenario": s[1], "model": s[2], "status": s[4], "issue": s[5],
+                  "outcome": "known" if s[5] else s[4], "detail": s[5]} for s in mine]
     (root / "verdict.json").write_text(json.dumps({
         "target": "mlxk", "sut_version": sut, "portfolio": "/cache", "shard": shard, "server_starts": len(models),
         "server_evictions": 0, "servers_died": [], "servers_hung": [], "seconds": {"cli": 1.5},
-        "outcomes": outcomes, "scenarios": scenarios, "known_failures": known,
+        "scenarios": scenarios, "known_failures": known,
         "unexpected_failures": list(unexpected), "harness_failures": [], "harness_problems": list(problems),
         "registered_not_seen": ["KI-009"]}))
     (root / "metrics.json").write_text(json.dumps({
@@ -116,12 +116,20 @@ def test_two_shards_merge_into_what_one_unsharded_run_reports(shards, tmp_path):
     assert outcomes_of_allure(out / "allure-results") == outcomes_of_allure(whole / "allure-results")
     assert sorted(k["scenario"] for k in verdict["known_failures"]) == [f"{B} answers", f"{B} prints"]
     assert verdict["server_starts"] == 3 and verdict["seconds"] == {"cli": 3.0}
-    unsharded = verdicts.read(whole)
-    for key in ("outcomes", "scenarios"):  # each scenario once, as it ran (not its skipped copy)
-        assert sorted(verdict[key], key=lambda o: o["scenario"]) == sorted(unsharded[key], key=lambda o: o["scenario"])
+    unsharded = verdicts.read(whole)  # each scenario once, as it ran (not its skipped copy)
+    assert sorted(verdict["scenarios"], key=lambda o: o["scenario"]) == \
+        sorted(unsharded["scenarios"], key=lambda o: o["scenario"])
     assert verdict["target"] == "mlxk"
     assert [m["shard"] for m in verdict["merged_from"]] == ["2/2", "1/2"]
     assert verdicts.judge(verdicts.read(out)) == 0
+
+
+def test_a_name_met_twice_in_a_run_is_two_scenarios_of_the_merged_verdict(tmp_path):
+    twice = [*SCENARIOS, ("features/other.feature", "an unknown model fails", None, ["cli"], "failed", "KI-1")]
+    one = write_run(tmp_path / "1", [A, C], "1/2", scenarios=twice)
+    two = write_run(tmp_path / "2", [B], "2/2", scenarios=twice)
+    ends = merge.merge_scenarios([merge.load_run(two), merge.load_run(one)])
+    assert [s["outcome"] for s in ends if s["scenario"] == "an unknown model fails"] == ["passed", "known"]
 
 
 def test_a_merged_junit_file_counts_its_cases(shards, tmp_path):
@@ -180,7 +188,7 @@ def test_runs_that_are_not_the_shards_of_one_run_are_refused(tmp_path, runs, mes
 def test_runs_of_two_sut_versions_or_an_unfinished_run_are_refused(tmp_path):
     one = write_run(tmp_path / "1", [A], "1/2")
     two = write_run(tmp_path / "2", [B], "2/2", sut="2.0.9")
-    with pytest.raises(SuiteError, match="different SUT versions"):
+    with pytest.raises(SuiteError, match="different SUTs"):
         merge.merge(tmp_path / "out", [one, two])
     (two / "verdict.json").unlink()
     with pytest.raises(SuiteError, match=f"{two} has no verdict.json"):

@@ -6,8 +6,8 @@ from bench.stability import differences, outcomes
 
 
 def _verdict(**statuses) -> dict:
-    return {"outcomes": [{"scenario": f" {name} ", "status": s.split(":")[0],
-                          "detail": s.split(":")[1] if ":" in s else None} for name, s in statuses.items()]}
+    return {"scenarios": [{"scenario": f" {name} ", "outcome": s.split(":")[0],
+                           "detail": s.split(":")[1] if ":" in s else None} for name, s in statuses.items()]}
 
 
 def _run(label: str, verdict: dict) -> dict:
@@ -18,7 +18,7 @@ def test_the_outcome_of_each_scenario_is_its_status_or_its_known_issue():
     got = outcomes(_verdict(A="known:KI-003", B="failed", C="harness", D="passed", E="skipped"))
     assert got == {"A": "KI-003", "B": "failed", "C": "harness", "D": "passed", "E": "skipped"}
     assert outcomes({}) == {}
-    assert list(outcomes(_verdict(A="passed") | {"outcomes": _verdict(A="passed")["outcomes"] * 2})) == ["A", "A #1"]
+    assert list(outcomes(_verdict(A="passed") | {"scenarios": _verdict(A="passed")["scenarios"] * 2})) == ["A", "A #1"]
 
 
 def test_runs_with_the_same_outcomes_do_not_differ_and_any_change_is_named():

@@ -41,12 +41,12 @@ def test_a_slice_on_mlx_lm_passes_with_its_known_issues_and_skips_what_it_lacks(
     where = f"behave exit {run.returncode}; log: {tmp_path / 'plain.txt'}; stderr tail: {run.stderr[-1500:]}"
     assert found is not None, where
     assert found["target"] == "mlx_lm" and verdict.exit_code(run.returncode, found, lambda line: None) == 0, where
-    outcomes = {o["scenario"]: o for o in found["outcomes"]}
+    outcomes = {o["scenario"]: o for o in found["scenarios"]}
     listing = outcomes[LISTING]
-    assert listing["status"] == "skipped" and listing["detail"].startswith("not offered by target mlx_lm"), where
+    assert listing["outcome"] == "skipped" and listing["detail"].startswith("not offered by target mlx_lm"), where
     lists = outcomes[f"The server of {MODEL} is healthy and lists its model"]
-    assert (lists["status"], lists["detail"]) == ("known", "KI-601"), where
-    assert sum(o["status"] == "passed" for o in found["outcomes"]) == 4, where
+    assert (lists["outcome"], lists["detail"]) == ("known", "KI-601"), where
+    assert sum(o["outcome"] == "passed" for o in found["scenarios"]) == 4, where
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert "first answer" in metrics["meaning"]["server_startup"] and metrics["target"] == "mlx_lm"
     startup = next(m for m in metrics["models"] if m["model"] == MODEL)["server_startup"]
