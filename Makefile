@@ -81,9 +81,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-## conformance: the live suite on every target (mlxk, mlx_lm), one table scenarios x targets: reports/conformance.md
-conformance: $(STAMP)
-	$(BIN)/python -m bench.conformance
+## conformance: the live suite on every target (mlxk, mlx_lm 0.31.3, the newest mlx-lm), each column run as
+## make e2e runs it; reports/conformance.md, conformance.html and conformance/allure-report.
+## CONFORMANCE="--no-newest --mlx-lm-version 0.30.0": its options; ARGS: behave's, e.g. ARGS="-D include=..."
+CONFORMANCE ?=
+conformance: $(STAMP) node_modules/.package-lock.json
+	$(BIN)/python -m bench.conformance $(CONFORMANCE) $(if $(strip $(ARGS)),-- $(ARGS))
 
 clean:
 	rm -rf reports reports-merged reports-shard-* .cache/demo-portfolio

@@ -3,16 +3,26 @@
     .venv/bin/python -m bench.conformance                  (or: make conformance)
     .venv/bin/python -m bench.conformance --targets mlx_lm --mlx-lm /path/to/venv   (another mlx-lm)
     .venv/bin/python -m bench.conformance --mlx-lm-version 0.32.2   (one more column: that mlx-lm)
+    .venv/bin/python -m bench.conformance --no-newest --jobs 1 -- -D include=mlx-e2e-demo/qwen-style
 
-Runs `behave --tags=@live_e2e -D target=T` once per target on the demo portfolio (each run's
-reports in reports/conformance/<target>/: verdict.json, portfolio.md, evidence/, allure-results/),
-then writes reports/conformance.md: one row per scenario (its model in its name), one column per
-target, each cell pass / known KI-... / FAIL: message / harness: message / not offered: feature /
-skipped: reason. A target's run passes when every failure is one of its registered known issues
-(support/verdict.py). The table is also printed.
+The columns: mlxk and mlx_lm from the suite's venv, then every ``--mlx-lm VENV`` and
+``--mlx-lm-version V``, then the newest mlx-lm on the package index (asked with ``pip index
+versions``; left out with ``--no-newest``, or when it is the suite venv's own). A column that cannot
+be measured (the index or its venv unreachable) is named in the table with why, and the rest is
+measured. ``--mlx-lm-version V`` and the newest create (once; cached) .cache/venvs/mlx-lm-V: a venv
+that sees the suite venv's packages (a .pth line) and has mlx-lm==V installed over them with pip.
 
-``--mlx-lm-version V`` creates (once; cached) .cache/venvs/mlx-lm-V: a venv that sees the suite
-venv's packages (a .pth line) and has only mlx-lm==V installed over them with pip, from PyPI.
+Each column is one production run, ``python -m support.parallel --reports DIR -D target=T``: the
+demo portfolio's 2 shards side by side, merged, judged, as ``make e2e`` does (its reports in
+reports/conformance/<label>/: verdict.json, portfolio.md, evidence/, allure-results/; its console
+and exit beside it, <label>.console.txt and <label>.run.json). Then:
+
+* reports/conformance.md (also printed) and reports/conformance.html: one row per scenario, one
+  column per target and version (bench/conformance_table.py, bench/conformance_page.py);
+* reports/conformance/allure-results: every column's Allure results, the target as a parameter,
+  and its HTML report reports/conformance/allure-report (bench/conformance_allure.py).
+
+Exit: the worst column's (0 when each passes: every failure one of its registered known issues).
 """
 
 from __future__ import annotations
@@ -20,49 +30,113 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
+from bench import conformance_allure, conformance_page, conformance_table
 from support.known_issues import load as load_registry
 from support.paths import REGISTRY, ROOT
-from support.portfolio_matrix import markdown_table
-from support.verdict import exit_code, read as read_verdict
+from support.verdict import judge, read as read_verdict
 
-BEHAVE = Path(sys.executable).parent / "behave"
 VENVS = ROOT / ".cache" / "venvs"
-OUT = ROOT / "reports" / "conformance.md"
-NOT_OFFERED = "not offered by target "
-RUN = "conformance-run.json"  # behave's exit, the verdict's exit and the wall time of one run
-CELL_LIMIT = 90  # characters of a message in a cell; the whole first line is in the run's verdict.json
+REPORTS = ROOT / "reports"
+RUNS = REPORTS / "conformance"
+OUT, PAGE = REPORTS / "conformance.md", REPORTS / "conformance.html"
+RUN_LIMIT_S = 3600.0  # one column (a whole demo run) never takes longer here
+INDEX_TIMEOUT_S = 90.0
+STOP_GRACE_S = 120.0  # a stopped run gets this long to end its shards (each has support.parallel.GRACE_S)
 
 
-def run_target(target: str, reports: Path, *extra: str, timeout: float = 3600) -> dict:
-    """One live run on `target`; its verdict with the label, behave's exit, the run's exit and wall time."""
-    reports.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": "",
-           "MLX_E2E_REPORTS": str(reports)}
+def say(line: str) -> None:
+    print(f"mlx-e2e: {line}", file=sys.stderr, flush=True)
+
+
+def record_of(label: str) -> Path:
+    return RUNS / f"{label}.run.json"
+
+
+def run_command(target: str, reports: Path, extra: list[str], jobs: str) -> list[str]:
+    """The production command of one column (support/parallel.py, as make e2e runs it)."""
+    return [sys.executable, "-m", "support.parallel", "--jobs", jobs, "--reports", str(reports),
+            "-D", f"target={target}", *extra]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End a column's run: SIGINT to its process group (the runner stops its shards and servers),
+    SIGKILL when it has not ended after STOP_GRACE_S."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def run_column(label: str, target: str, extra: list[str], jobs: str = "auto",
+               timeout: float = RUN_LIMIT_S) -> dict:
+    """One column: the live run, its merged verdict with the label, the runner's exit, the judged
+    exit and the wall time (also written to <label>.run.json)."""
+    reports = RUNS / label
+    RUNS.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": ""}
     started = time.monotonic()
-    run = subprocess.run([str(BEHAVE), "--tags=@live_e2e", "-D", f"target={target}", *extra, "-f", "progress",
-                          "-o", str(reports / "progress.txt")], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=timeout)
-    (reports / "behave-stderr.txt").write_text(run.stderr)
+    with (RUNS / f"{label}.console.txt").open("w", encoding="utf-8") as console:
+        proc = subprocess.Popen(run_command(target, reports, extra, jobs), cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            code: int | None = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop(proc)
+            code = None
+        except BaseException:  # Ctrl-C
+            stop(proc)
+            raise
     verdict = read_verdict(reports)
     said: list[str] = []
-    code = exit_code(run.returncode, verdict, said.append)
-    result = {"behave_exit": run.returncode, "exit": code, "why": "; ".join(said) or None,
+    if verdict is None:
+        exit_code = code or 1
+        said.append(f"no verdict: the run ended with {code if code is not None else f'no exit after {timeout:.0f} s'}"
+                    f" before it finished; see {RUNS / f'{label}.console.txt'}")
+    else:
+        exit_code = max(code if code is not None else 1, judge(verdict, said.append))
+    result = {"label": label, "runner_exit": code, "exit": exit_code, "why": "; ".join(said) or None,
               "wall_seconds": round(time.monotonic() - started, 1)}
-    (reports / RUN).write_text(json.dumps(result, indent=2) + "\n")
-    return {**(verdict or {"outcomes": [], "target": target, "sut_version": "?"}), **result}
+    record_of(label).write_text(json.dumps(result, indent=2) + "\n")
+    return {**(verdict or {"scenarios": [], "target": target, "sut_version": "?"}), **result}
 
 
-def earlier_run(reports: Path) -> dict:
-    """A finished run's verdict and exit, as run_target returned them (for --reuse)."""
-    verdict, run = read_verdict(reports), reports / RUN
-    if verdict is None or not run.is_file():
-        raise SystemExit(f"mlx-e2e: no finished conformance run in {reports} (no verdict.json or {RUN})")
-    return {**verdict, **json.loads(run.read_text())}
+def earlier_run(label: str) -> dict:
+    """A column's last run, as run_column returned it (for --reuse)."""
+    verdict, record = read_verdict(RUNS / label), record_of(label)
+    if verdict is None or not record.is_file():
+        raise SystemExit(f"mlx-e2e: no finished conformance run of {label} (no {RUNS / label}/verdict.json "
+                         f"or {record})")
+    return {**verdict, **json.loads(record.read_text())}
+
+
+def newest_mlx_lm(timeout: float = INDEX_TIMEOUT_S) -> tuple[str | None, str]:
+    """The newest mlx-lm on the package index for this Python (``pip index versions``), or None and
+    why not (one line)."""
+    command = [sys.executable, "-m", "pip", "index", "versions", "mlx-lm", "--json", "--timeout", "20",
+               "--retries", "1", "--disable-pip-version-check"]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"the package index did not answer `pip index versions mlx-lm` within {timeout:.0f} s"
+    try:
+        latest = json.loads(run.stdout).get("latest") if run.returncode == 0 else None
+    except ValueError:
+        latest = None
+    if not latest:
+        errors = [line for line in run.stderr.splitlines() if line.startswith("ERROR")] or run.stderr.splitlines()
+        return None, (f"`pip index versions mlx-lm` exited {run.returncode}: "
+                      f"{(errors or ['(no output)'])[-1].strip()}")
+    return str(latest), "newest on the package index"
 
 
 def mlx_lm_venv(version: str) -> Path:
@@ -81,58 +155,38 @@ def mlx_lm_venv(version: str) -> Path:
     return venv
 
 
-def cell(outcome: dict | None) -> str:
-    """One scenario's result on one target, as a table cell."""
-    if outcome is None:
-        return "-"
-    status, detail = outcome["status"], outcome.get("detail") or ""
-    if status == "passed":
-        return "pass"
-    if status == "known":
-        return f"known {detail}"
-    if status == "skipped":
-        if detail.startswith(NOT_OFFERED):
-            return "not offered: " + detail.split(": ", 1)[-1]
-        return f"skipped: {detail}"
-    label = "FAIL" if status == "failed" else "harness"
-    return f"{label}: {detail[:CELL_LIMIT]}" + ("..." if len(detail) > CELL_LIMIT else "")
+def versioned_column(version: str, why: str) -> tuple[tuple[str, str, list[str]] | None, str | None]:
+    """The column of mlx-lm==version in its cached venv, or None and the line saying why it was not measured."""
+    try:
+        venv = mlx_lm_venv(version)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        return None, f"mlx_lm {version} ({why}): its venv {VENVS / f'mlx-lm-{version}'} could not be made ({e})"
+    return (f"mlx_lm-{venv.name}", "mlx_lm", ["-D", f"mlx_lm={venv}"]), None
 
 
-def column(run: dict) -> str:
-    return f"{run.get('target', '?')} {run.get('sut_version', '?')}"
-
-
-def counts(run: dict) -> dict[str, int]:
-    found = {"passed": 0, "known": 0, "failed": 0, "harness": 0, "skipped": 0}
-    for o in run.get("outcomes", []):
-        found[o["status"]] += 1
-    return found
-
-
-def render(runs: list[dict], titles: dict[str, str] | None = None) -> str:
-    """reports/conformance.md: the table (scenarios in the order the first run met them), the
-    totals per target, and the registered known issues the table names."""
-    titles = titles or {}
-    order = list(dict.fromkeys(o["scenario"] for run in runs for o in run.get("outcomes", [])))
-    by_run = [{o["scenario"]: o for o in run.get("outcomes", [])} for run in runs]
-    header = ["scenario", *(column(r) for r in runs)]
-    body = [[name, *(cell(results.get(name)) for results in by_run)] for name in order]
-    out = ["# Conformance: the live suite on every target (demo portfolio)", "",
-           "pass: passed; known KI-...: failed as a registered known issue (features/known_issues.toml); "
-           "FAIL: failed without one; harness: the suite could not finish the scenario; not offered: "
-           "the target lacks the feature the scenario needs (@needs.<feature>); skipped: RAM gate or "
-           "portfolio rule; -: not in that run.", ""]
-    out += ["| target | run | wall s | passed | known | FAIL | harness | skipped |", "|---|---|---|---|---|---|---|---|"]
-    for run in runs:
-        c = counts(run)
-        verdict = "passes" if run.get("exit") == 0 else f"FAILS (exit {run.get('exit')})"
-        out.append(f"| {column(run)} | {verdict} | {run.get('wall_seconds', '?')} | {c['passed']} | {c['known']} | "
-                   f"{c['failed']} | {c['harness']} | {c['skipped']} |")
-    out += ["", *markdown_table(header, body), ""]
-    named = sorted({o["detail"] for run in runs for o in run.get("outcomes", []) if o["status"] == "known"})
-    if named:
-        out += ["## Known issues in the table", ""] + [f"- {i}: {titles.get(i, '?')}" for i in named] + [""]
-    return "\n".join(out)
+def plan(targets: list[str], venvs: list[str], versions: list[str], newest: bool,
+         find_newest=newest_mlx_lm, make_column=versioned_column) -> tuple[list[tuple[str, str, list[str]]], list[str]]:
+    """The columns to run ``(label, target, behave arguments)`` and the not-measured lines."""
+    columns = [(t, t, []) for t in targets]
+    columns += [(f"mlx_lm-{Path(v).name}", "mlx_lm", ["-D", f"mlx_lm={v}"]) for v in venvs]
+    wanted = [(v, "--mlx-lm-version") for v in versions]
+    missing: list[str] = []
+    if newest:
+        latest, why = find_newest()
+        suite = metadata.version("mlx-lm")
+        if latest is None:
+            missing.append(f"the newest mlx-lm: {why}")
+        elif latest == suite:
+            say(f"the newest mlx-lm, {latest}, is the suite venv's own: no column of its own")
+        elif latest not in versions:
+            wanted.append((latest, why))
+    for version, why in wanted:
+        column, line = make_column(version, why)
+        if column is None:
+            missing.append(line)
+        else:
+            columns.append(column)
+    return columns, missing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,28 +196,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="one more mlx_lm column, from this venv (repeatable)")
     parser.add_argument("--mlx-lm-version", action="append", default=[], metavar="V",
                         help="one more mlx_lm column: mlx-lm==V in a cached venv under .cache/venvs (repeatable)")
+    parser.add_argument("--no-newest", action="store_true", help="leave out the newest mlx-lm's column")
+    parser.add_argument("--jobs", default="auto", help="shards side by side per column (support/parallel.py)")
     parser.add_argument("--reuse", action="append", default=[], metavar="LABEL",
                         help="take this column from its last run in reports/conformance/LABEL instead of running it")
-    parser.add_argument("behave_args", nargs="*", help="more behave arguments, after --, e.g. -- -n qwen-style")
+    parser.add_argument("behave_args", nargs="*", help="more behave arguments, after --, e.g. -- -D include=...")
     args = parser.parse_args(argv)
-    plan = [(t, t, ()) for t in args.targets.split(",") if t]
-    venvs = [*args.mlx_lm, *(str(mlx_lm_venv(v)) for v in args.mlx_lm_version)]
-    plan += [(f"mlx_lm-{Path(v).name}", "mlx_lm", ("-D", f"mlx_lm={v}")) for v in venvs]
+    columns, missing = plan([t for t in args.targets.split(",") if t], args.mlx_lm, args.mlx_lm_version,
+                            not args.no_newest)
+    for line in missing:
+        say(f"not measured: {line}")
     runs = []
-    for label, target, extra in plan:
+    for label, target, extra in columns:
         if label in args.reuse:
-            runs.append(earlier_run(ROOT / "reports" / "conformance" / label))
+            runs.append(earlier_run(label))
             continue
-        print(f"mlx-e2e: conformance run on {label} ...", file=sys.stderr, flush=True)
-        run = run_target(target, ROOT / "reports" / "conformance" / label, *extra, *args.behave_args)
-        print(f"mlx-e2e: {label}: {counts(run)} in {run['wall_seconds']} s; {run['why'] or ''}", file=sys.stderr)
+        say(f"conformance run on {label} ...")
+        run = run_column(label, target, [*extra, *args.behave_args], args.jobs)
+        say(f"{label}: {conformance_table.counts(run)} in {run['wall_seconds']} s; {run['why'] or 'passes'}")
         runs.append(run)
     titles = {e.id: e.title for e in load_registry(REGISTRY).entries}
-    text = render(runs, titles)
+    text = conformance_table.render(runs, titles, missing)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text, encoding="utf-8")
+    PAGE.write_text(conformance_page.render(runs, titles, missing, RUNS.name), encoding="utf-8")
     print(text)
-    print(f"mlx-e2e: written {OUT}", file=sys.stderr)
+    joined = conformance_allure.join([(conformance_table.column(run), RUNS / run["label"] / "allure-results")
+                                      for run in runs], RUNS / "allure-results", text)
+    why_not = conformance_allure.generate(RUNS / "allure-results", RUNS / "allure-report")
+    say(f"written {OUT}, {PAGE}, {RUNS / 'allure-results'} ({joined} results) and "
+        + (f"{RUNS / 'allure-report'}/index.html" if why_not is None else f"no Allure HTML report: {why_not}"))
     return max((run["exit"] for run in runs), default=0)
 
 
