@@ -40,7 +40,9 @@ def _cell(entry: dict | None, evidence_base: str, titles: dict[str, str]) -> str
     outcome, text = entry["outcome"], short(entry)
     if outcome not in DETAILS:
         return f'<td class="{outcome}">{escape(text)}</td>'
-    first = text if outcome == "known" else text.splitlines()[0]
+    first = text.splitlines()[0]  # FAIL/harness: the failure's first line; known: the id and that line
+    if outcome == "known" and (entry.get("message") or "").strip():
+        first += ": " + entry["message"].strip().splitlines()[0]
     parts = [f"<summary>{escape(first)}</summary>"]
     if entry.get("issue"):
         parts.append(f"<p>{escape(entry['issue'])}: {escape(titles.get(entry['issue'], '?'))}</p>")

@@ -231,7 +231,7 @@ def test_the_page_colours_each_cell_and_opens_a_failure_to_its_message_title_and
     fail = next(c for c in parser.cells if c["text"].startswith("FAIL: ASSERT FAILED"))
     assert fail["class"] == "failed" and "<b>body</b> & more" in fail["text"]  # the whole message, as text
     assert fail["links"] == ["conformance/mlx_lm/evidence/A_chat_answer_from_m"]
-    known = next(c for c in parser.cells if c["text"].startswith("known KI-001"))
+    known = next(c for c in parser.cells if c["text"].startswith("known KI-001: leaked <|im_end|>"))
     assert known["class"] == "known" and "KI-001: end token <leaks>" in known["text"]
     assert known["links"] == ["conformance/mlxk/evidence/The_CLI_of_m"]
     assert by_text["pass"]["class"] == "passed" and by_text["harness: HarnessError: no server"]["class"] == "harness"
