@@ -81,10 +81,17 @@ def shard_args(args: Sequence[str], i: int, jobs: int, data: Mapping[str, str],
     return ["--tags=@live_e2e", *args, *extra]
 
 
+# What a run writes into its reports folder before it finishes (a shard that ended early leaves these)
+UNFINISHED_RUN = {"console.txt", "allure-results", "evidence", "servers"}
+
+
 def clear(folder: Path) -> None:
-    """Empty a reports folder; refuses one that holds anything but an earlier run's reports."""
+    """Empty a reports folder; refuses one that holds anything but an earlier run's reports (a
+    finished run's, or one that ended early and left only UNFINISHED_RUN entries)."""
     if folder.exists():
-        if any(folder.iterdir()) and not (folder / "verdict.json").is_file() and not (folder / "junit").is_dir():
+        names = {p.name for p in folder.iterdir()}
+        if names and not (folder / "verdict.json").is_file() and not (folder / "junit").is_dir() \
+                and not names <= UNFINISHED_RUN:
             raise SuiteError(f"{folder} is not a reports folder of an earlier run: give another folder")
         shutil.rmtree(folder)
 

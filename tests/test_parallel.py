@@ -52,9 +52,15 @@ def test_clear_empties_reports_only(tmp_path):
     (old / "junit").mkdir(parents=True)
     parallel.clear(old)
     assert not old.exists()
+    ended_early = tmp_path / "reports-shard-2"  # a shard that stopped before its verdict
+    (ended_early / "allure-results").mkdir(parents=True)
+    (ended_early / "console.txt").write_text("ConfigError: no model")
+    parallel.clear(ended_early)
+    assert not ended_early.exists()
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "notes.txt").write_text("mine")
+    (precious / "console.txt").write_text("mine too")
     with pytest.raises(SuiteError, match="not a reports folder"):
         parallel.clear(precious)
     assert (precious / "notes.txt").read_text() == "mine"
