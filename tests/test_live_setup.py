@@ -99,3 +99,16 @@ def test_a_cli_or_reference_process_gets_room_within_the_budget(demo_root, tmp_p
     verdict = json.loads((tmp_path / "verdict.json").read_text())
     assert (verdict["server_starts"], verdict["server_evictions"]) == (2, 2), (
         f"expected 2 starts and 2 evictions (before the CLI run, before the reference decode), got {verdict}")
+
+
+def test_a_shard_without_a_model_of_its_own_runs_while_the_portfolio_has_them(demo_root):
+    """`make e2e ARGS="-D include=ONE"` makes 2 shards on the demo: the second has no model, which
+    is fine (the first tests it); a portfolio without any chat model still fails in every shard."""
+    run = behave("--tags=@live_e2e", "--dry-run", "-f", "plain", "--no-summary",
+                 "-D", "include=mlx-e2e-demo/qwen-style", "-D", "shard=2/2")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "shard 2/2:" in run.stderr and "have no model in this shard" in run.stderr, run.stderr[-2000:]
+    run = behave("--tags=@live_e2e", "--dry-run", "-D", "include=mlx-e2e-demo/bert-style-embed", "-D", "shard=2/2",
+                 timeout=120)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "qualifies" in out and "Traceback" not in out, out[-2000:]
