@@ -21,7 +21,8 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; text-align: left; }
 th { background: #f2f2f2; position: sticky; top: 0; }
-td.scenario { max-width: 32em; }
+td { max-width: 36em; overflow-wrap: anywhere; }
+td.scenario { min-width: 20em; max-width: 30em; }
 td.passed { background: #d8f0d8; }
 td.known { background: #fff0c2; }
 td.failed { background: #f8c8c8; }
