@@ -1,4 +1,4 @@
-@live_e2e @cli
+@live_e2e @cli @needs.cli
 Feature: Command-line answers
   Many users meet their models on the command line, and scripts trust what `mlxk run`
   prints and the exit code it returns (mlx-knife #38: an error printed with exit code 0).

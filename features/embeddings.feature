@@ -14,7 +14,7 @@ Feature: Embeddings and pipes: the retrieval side
   @needs.embeddings
   Rule: The command line gives one record per input, with the documented metadata
 
-    @cli
+    @cli @needs.cli
     Scenario: The command line embeds from an argument, from stdin and as a batch, one record per input
       Given any portfolio embedding model
       When I embed the first golden sentence on the command line as an argument
@@ -23,7 +23,7 @@ Feature: Embeddings and pipes: the retrieval side
       Then each command gave one record per input with the model, its dimensions and one content hash
       And the first golden sentence has the same vector from an argument, from stdin and in the batch
 
-    @cli
+    @cli @needs.cli
     Scenario: The metadata tells on which device the vectors were computed
       Given any portfolio embedding model
       When I embed the first golden sentence on the command line as an argument
@@ -32,7 +32,7 @@ Feature: Embeddings and pipes: the retrieval side
   @needs.embeddings
   Rule: The demo embedders keep their golden facts, for documents and for queries
 
-    @portfolio.embeddings @use.with_portfolio=demo @critical
+    @portfolio.embeddings @use.with_portfolio=demo @critical @needs.cli
     Scenario Outline: The vectors of <model> have the golden dimension, unit norm, order, values and query prefix
       Given the portfolio embedding model "<model>"
       When I embed the golden sentences on the command line as a batch
@@ -50,7 +50,7 @@ Feature: Embeddings and pipes: the retrieval side
   @needs.embeddings
   Rule: The embeddings server speaks OpenAI's embeddings API with the command line's vectors
 
-    @portfolio.embeddings @server @cli
+    @portfolio.embeddings @server @cli @needs.cli
     Scenario Outline: The embeddings server for <model> answers in OpenAI's shape with the command line's vectors
       Given an embeddings server for the portfolio embedding model "<model>"
       When I post the first golden sentence to the embeddings server as floats
@@ -101,27 +101,27 @@ Feature: Embeddings and pipes: the retrieval side
         | an unknown model             | 404    |
       Then each bad request got a clean client error and the valid request after it succeeded
 
-    @cli
+    @cli @needs.cli
     Scenario: Embedding without the experimental flag fails with exit code 1 and says what to set
       Given any portfolio embedding model
       When I embed a sentence on the command line without MLXK2_ENABLE_ALPHA_FEATURES
       Then the command fails with exit code 1
       And its error message starts with "embed: Error:" and names "MLXK2_ENABLE_ALPHA_FEATURES=1"
 
-    @cli
+    @cli @needs.cli
     Scenario: A batch line whose text is not a string is refused as invalid input
       Given any portfolio embedding model
       When I embed a batch line whose text is the number 5 on the command line with --json
       Then the command fails with exit code 1
       And stdout holds one JSON error document of type "ValidationError"
 
-    @cli
+    @cli @needs.cli
     Scenario: An empty text is refused on the command line as on the server
       Given any portfolio embedding model
       When I embed an empty text on the command line
       Then the command fails with exit code 1
 
-    @cli
+    @cli @needs.cli
     Scenario: A chat model asked for embeddings fails with exit code 1 and says why
       Given any portfolio chat model
       When I embed a sentence with that model on the command line
@@ -130,7 +130,7 @@ Feature: Embeddings and pipes: the retrieval side
 
   Rule: A prompt piped on stdin gets the answer it gets on the command line
 
-    @cli
+    @cli @needs.cli
     Scenario: A prompt piped on stdin gets the same answer as the prompt given as an argument
       Given any portfolio chat model
       When I ask the model its first prompt on the command line as plain text

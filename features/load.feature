@@ -13,7 +13,7 @@ Feature: Under load the server stays right, steady and within its memory
 
   Rule: Several clients at once, for a while, each get their own right answer
 
-    @portfolio.chat @streaming
+    @portfolio.chat @streaming @needs.text_completions
     Scenario Outline: <model> serves chat and text completions to several clients at once
       Given a server for the portfolio model "<model>"
       When several clients send it a mixed workload for a while, some hanging up mid-stream

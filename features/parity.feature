@@ -24,7 +24,7 @@ Feature: Every way of asking gives the same answer
       Examples: every chat model of the portfolio
         | model |
 
-    @portfolio.text @streaming
+    @portfolio.text @streaming @needs.text_completions
     Scenario Outline: A streamed text completion from <model> equals its completion in one piece
       Given a server for the portfolio model "<model>"
       When I ask for a text completion to each of the model's prompts, once in one piece and once streamed
@@ -36,7 +36,7 @@ Feature: Every way of asking gives the same answer
 
   Rule: The command line prints the server's answer
 
-    @portfolio.chat @needs.cli_repetition_penalty
+    @portfolio.chat @needs.cli @needs.cli_repetition_penalty
     Scenario Outline: The command line prints the server's answer of <model>
       Given a server for the portfolio model "<model>"
       When I ask the model's first prompt with the same sampling on the server and on the command line
@@ -45,7 +45,7 @@ Feature: Every way of asking gives the same answer
       Examples: every chat model of the portfolio
         | model |
 
-    @portfolio.chat @streaming @needs.cli_no_stream @needs.cli_repetition_penalty
+    @portfolio.chat @streaming @needs.cli @needs.cli_no_stream @needs.cli_repetition_penalty
     Scenario Outline: In a terminal the command line streams the same answer of <model> it prints with --no-stream
       Given the portfolio model "<model>"
       When I ask the model's first prompt on the command line in a terminal, streamed and with --no-stream
@@ -65,7 +65,7 @@ Feature: Every way of asking gives the same answer
       Examples: every chat model of the portfolio
         | model |
 
-    @portfolio.chat @needs.cli_repetition_penalty
+    @portfolio.chat @needs.cli @needs.cli_repetition_penalty
     Scenario Outline: <model> separates its reasoning from its answer the same way in every mode
       Given the portfolio model "<model>"
       And the model can show its reasoning

@@ -64,7 +64,7 @@ Feature: Speech models write down what is said, and translate it to English
       Examples: every speech model of the demo portfolio
         | model |
 
-    @portfolio.audio @cli @use.with_portfolio=demo
+    @portfolio.audio @cli @use.with_portfolio=demo @needs.cli
     Scenario Outline: The command line translates German to English with <model>, or refuses before running it
       Given the portfolio model "<model>"
       When I translate the model's German clip on the command line, telling it the clip is German
@@ -75,7 +75,7 @@ Feature: Speech models write down what is said, and translate it to English
 
   Rule: The command line writes down a recording
 
-    @cli
+    @cli @needs.cli
     Scenario: The command line's machine-readable transcription is one JSON document with the transcript
       Given any portfolio speech model
       When I transcribe the model's first clip on the command line with --json
@@ -83,7 +83,7 @@ Feature: Speech models write down what is said, and translate it to English
 
   Rule: Every way of transcribing gives the same text
 
-    @portfolio.audio @parity
+    @portfolio.audio @parity @needs.cli
     Scenario Outline: The server, the command line and mlx-audio itself transcribe the clips of <model> alike
       Given a server for the portfolio model "<model>"
       When I transcribe each of the model's clips with mlx-audio directly and on the server, and the first on the command line
@@ -134,14 +134,14 @@ Feature: Speech models write down what is said, and translate it to English
       When I ask the speech model for a chat answer, then upload its first clip
       Then the chat request got a clean client error within 2 seconds and the upload after it succeeded
 
-    @cli
+    @cli @needs.cli
     Scenario: A missing sound file on the command line fails cleanly
       Given any portfolio speech model
       When I transcribe a sound file that does not exist on the command line, as plain text and with --json
       Then both commands fail with exit code 1 and name the missing sound file
       And the --json command prints exactly one JSON error document
 
-    @cli
+    @cli @needs.cli
     Scenario: A file that is not a recording fails cleanly on the command line
       Given any portfolio speech model
       When I transcribe a file that is not a recording on the command line with --json

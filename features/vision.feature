@@ -71,7 +71,7 @@ Feature: Vision models answer questions about images
       Examples: every vision model of the portfolio
         | model |
 
-  @needs.vision
+  @needs.vision @needs.cli
   Rule: The command line answers a question about an image
 
     @portfolio.vision @cli @critical
@@ -107,7 +107,7 @@ Feature: Vision models answer questions about images
       Examples: every vision model of the portfolio
         | model |
 
-    @portfolio.vision @parity
+    @portfolio.vision @parity @needs.cli
     Scenario Outline: The command line gives the server's answer about an image with <model>
       Given a server for the portfolio model "<model>"
       When I ask the model its first question about an image on the server and on the command line
@@ -149,7 +149,7 @@ Feature: Vision models answer questions about images
         | an image to a text-only model | 4xx    |
       Then each bad request got a clean client error and the valid request after it succeeded
 
-    @portfolio.vision @cli @needs.vision
+    @portfolio.vision @cli @needs.vision @needs.cli
     Scenario Outline: A missing image file on the command line fails cleanly with <model>
       Given the portfolio model "<model>"
       When I ask the model about an image file that does not exist on the command line, as plain text and with --json
@@ -159,7 +159,7 @@ Feature: Vision models answer questions about images
       Examples: every vision model of the portfolio
         | model |
 
-    @portfolio.vision @cli @needs.vision
+    @portfolio.vision @cli @needs.vision @needs.cli
     Scenario Outline: A file that is not an image fails cleanly on the command line with <model>
       Given the portfolio model "<model>"
       When I ask the model about a file that is not an image on the command line with --json

@@ -40,8 +40,9 @@ class Thresholds:
         return ", ".join(p for p in parts if p) or "none given"
 
 
-# The systems the suite can test (support/targets.py): mlx-knife, and mlx-lm's own server and CLI.
-TARGETS = ("mlxk", "mlx_lm")
+# The systems the suite can test (support/targets.py): mlx-knife, mlx-lm's own server and CLI, and
+# mlx-openai-server.
+TARGETS = ("mlxk", "mlx_lm", "mlx_openai_server")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Settings:
     target: str = "mlxk"
     mlxk: tuple[str, ...] = field(default_factory=default_mlxk)
     mlx_lm: Path | None = None  # a venv, its bin folder or an executable in it; None: the suite's venv
+    mlx_openai_server: Path | None = None  # likewise; None: .cache/venvs/mlx-openai-server-VERSION
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     max_models: int | None = None
@@ -158,7 +160,8 @@ def _switch(key: str, value: str) -> bool:
 
 
 _PARSERS: dict[str, Callable[[str, str], object]] = {
-    "target": _target, "mlx_lm": _path, "mlxk": _command, "include": _patterns, "exclude": _patterns, "max_models": _whole,
+    "target": _target, "mlx_lm": _path, "mlx_openai_server": _path, "mlxk": _command, "include": _patterns,
+    "exclude": _patterns, "max_models": _whole,
     "ram_budget_gb": _positive("GB"), "shard": _shard, "startup_timeout": _positive("seconds"),
     "request_timeout": _positive("seconds"), "stream_timeout": _positive("seconds"),
     "cli_timeout": _positive("seconds"), "server_reuse": _switch,

@@ -33,7 +33,7 @@ from .openai_http import (CHAT, COMPLETIONS, EMBEDDINGS, TRANSCRIPTIONS, TRANSLA
 from .openai_sdk import sdk_answers, sdk_transcription
 from .request_catalogue import NOT_INSTALLED, bad_embeddings_payload, bad_request, stop_strings
 from .server_pool import SERVE, Retired
-from .targets import EMBED_SERVE, PROXY
+from .targets import EMBED_SERVE, PROXY, require
 from . import vision_checks as vc, vision_reference  # noqa: E402  (the vision section, at the end)
 from . import speech_checks as sc, speech_reference  # noqa: E402  (the speech section, at the end)
 
@@ -277,9 +277,15 @@ class Sut:
     def get(self, path: str) -> Exchange:
         return self.record(self.client.get(path))
 
+    def endpoint(self, api: Api) -> str:
+        """The path of ``api``; NotOffered (a missing @needs tag) for text completions on a target without them."""
+        if api is Api.TEXT:
+            require(self.suite.target, "text_completions")
+        return api.value
+
     def ask(self, prompt: str, api: Api = Api.CHAT, stream: bool = False, **sampling) -> Answer:
-        payload = api.payload(self.model_name, prompt, **sampling)
-        ex = self.client.stream(api.value, payload) if stream else self.client.post_json(api.value, payload)
+        payload, path = api.payload(self.model_name, prompt, **sampling), self.endpoint(api)
+        ex = self.client.stream(path, payload) if stream else self.client.post_json(path, payload)
         return self._answer(prompt, f"server, {'streamed' if stream else 'one piece'}", ex)
 
     def ask_again_streamed(self) -> Answer:
@@ -361,7 +367,7 @@ class Sut:
     def _asked_alone(self, api: Api, prompt: str, **sampling) -> str:
         """The server's answer to one request asked alone (well-formed, or a failed check)."""
         answer = self._answer(prompt, "server, alone before the load",
-                              self.client.post_json(api.value, api.payload(self.model_name, prompt, **sampling)))
+                              self.client.post_json(self.endpoint(api), api.payload(self.model_name, prompt, **sampling)))
         api_checks.check_well_formed(answer.evidence)
         return answer.text
 

@@ -13,7 +13,7 @@ from . import (cache_manifest, cache_scan, config, demo_portfolio, discovery, kn
 from .errors import SuiteError
 from .model_facts import EmbeddingFacts, ModelFacts, embedding_facts_for, facts_for
 from .paths import REGISTRY, REPORTS
-from .targets import MlxKnife, MlxLm, make_target
+from .targets import MlxKnife, MlxLm, MlxOpenAIServer, make_target
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Session:
     registry: known_issues.Registry
     cache_before: cache_manifest.Manifest
     sizes: dict[str, int]
-    target: MlxKnife | MlxLm  # how the system under test is started and addressed (support/targets.py)
+    target: MlxKnife | MlxLm | MlxOpenAIServer  # how the system under test is started and addressed (support/targets.py)
     pool: object | None = None
     timings: Counter = field(default_factory=Counter)  # seconds spent by kind: request, cli, reference
     cli_hung: dict[str, str] = field(default_factory=dict)  # model -> the `mlxk run` that hung (asked no more)

@@ -2,11 +2,13 @@
 
 A target knows its own commands; the driver (support/driver.py) asks it for a server of a model
 and for the argument list of a command-line question, and never spells a SUT command itself.
-Two targets (`-D target=...`):
+Three targets (`-D target=...`):
 
 * ``mlxk``: mlx-knife (`mlxk serve`, `mlxk run`; `mlxk embed-serve`, `mlxk embed` and the
   `serve --embed-backend` proxy for embeddings), the default;
-* ``mlx_lm``: mlx-lm's own server and command line (`mlx_lm.server --model M`, `mlx_lm.generate`).
+* ``mlx_lm``: mlx-lm's own server and command line (`mlx_lm.server --model M`, `mlx_lm.generate`);
+* ``mlx_openai_server``: mlx-openai-server's `launch --model-path M --model-type lm` (a server alone:
+  no command line, no text completions), from its own venv (support/openai_server_venv.py).
 
 A target declares what it ``lacks`` (keys of FEATURES): a scenario tagged ``@needs.<feature>``
 for a lacking feature is skipped with the reason (support/hooks.py), never passed; asking a target
@@ -41,6 +43,8 @@ FEATURES = {
     "embeddings": "embeddings (command line and server)",
     "vision": "questions about images",
     "speech": "transcribing and translating sound files",
+    "cli": "a command line that answers a prompt",
+    "text_completions": "text completions (POST /v1/completions)",
 }
 NEEDS_TAG_PREFIX = "needs."
 
@@ -52,6 +56,13 @@ class NotOffered(HarnessError):
         super().__init__(f"target {target} does not offer {FEATURES[feature]}: "
                          f"tag the scenario @{NEEDS_TAG_PREFIX}{feature} so that it is skipped")
         self.feature = feature
+
+
+def require(target, feature: str) -> None:
+    """NotOffered when the target lacks ``feature``: for actions the driver takes on any target's
+    server (a text completion), where no target method would raise it."""
+    if feature in target.lacks:
+        raise NotOffered(target.name, feature)
 
 
 def needed_features(tags) -> list[str]:
@@ -147,6 +158,34 @@ class MlxKnife:
         return ("--audio", path, *(("--language", language) if language else ()),
                 *(("--translate",) if translate else ()))
 
+
+def ask_python(python: Path, code: str, what: str, timeout: float = 60) -> str:
+    """What ``python -c CODE`` prints (stripped); ConfigError saying ``what`` failed otherwise."""
+    result = run_cli((str(python),), ("-c", code), None, timeout)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise ConfigError(f"cannot {what} with {python} (exit {result.returncode}): {result.stderr.strip()[-200:]}")
+    return result.stdout.strip()
+
+
+def mlx_lm_model_types(python: Path, timeout: float = 60) -> frozenset[str]:
+    """The model_type values the mlx-lm of ``python`` can load (its models package and its remapping)."""
+    code = ("import pkgutil, mlx_lm.models as m, mlx_lm.utils as u; "
+            "print(' '.join([n.name for n in pkgutil.iter_modules(m.__path__)] + "
+            "[k for k, v in u.MODEL_REMAPPING.items()]))")
+    return frozenset(ask_python(python, code, "ask mlx_lm for its model types", timeout).split())
+
+
+def locate_bin(option: str, path: Path | None, default: Path, needed: tuple[str, ...], fix: str) -> Path:
+    """The bin folder of a venv, of a bin folder or beside an executable (``default`` when not given),
+    holding every name of ``needed``; ConfigError naming what is missing and ``fix`` otherwise."""
+    given = Path(path).expanduser().absolute() if path is not None else default
+    bin_dir = given.parent if given.is_file() else given / "bin" if (given / "bin").is_dir() else given
+    missing = [n for n in needed if not (bin_dir / n).exists()]
+    if missing:
+        raise ConfigError(f"-D {option}={given}: no {', '.join(missing)} in {bin_dir}: {fix}")
+    return bin_dir
+
+
 # mlx_lm.server answers /health before its model is loaded: readiness is a first real answer.
 FIRST_ANSWER_PROMPT = "Hello"
 
@@ -171,12 +210,8 @@ class MlxLm:
     @classmethod
     def locate(cls, path: Path | None, hf_home: Path) -> "MlxLm":
         """The mlx-lm of a venv, a bin folder or beside an executable (default: the suite's venv)."""
-        given = Path(path).expanduser().absolute() if path is not None else Path(sys.executable).parent
-        bin_dir = given.parent if given.is_file() else given / "bin" if (given / "bin").is_dir() else given
-        missing = [n for n in ("mlx_lm.server", "mlx_lm.generate", "python") if not (bin_dir / n).exists()]
-        if missing:
-            raise ConfigError(f"-D mlx_lm={given}: no {', '.join(missing)} in {bin_dir}: point -D mlx_lm "
-                              "at a venv (or its bin folder) with mlx-lm installed")
+        bin_dir = locate_bin("mlx_lm", path, Path(sys.executable).parent, ("mlx_lm.server", "mlx_lm.generate", "python"),
+                             "point -D mlx_lm at a venv (or its bin folder) with mlx-lm installed")
         return cls(bin_dir, hf_home)
 
     @property
@@ -186,22 +221,12 @@ class MlxLm:
 
     def probe_version(self, timeout: float = 60) -> str:
         """mlx-lm's version, asked of the Python its commands run on."""
-        result = run_cli((str(self.bin_dir / "python"),), ("-c", "import mlx_lm; print(mlx_lm.__version__)"),
-                         None, timeout)
-        if result.returncode != 0 or not result.stdout.strip():
-            raise ConfigError(f"cannot import mlx_lm with {self.bin_dir / 'python'} "
-                              f"(exit {result.returncode}): {result.stderr.strip()[-200:]}")
-        return result.stdout.strip()
+        return ask_python(self.bin_dir / "python", "import mlx_lm; print(mlx_lm.__version__)", "import mlx_lm",
+                          timeout)
 
     def model_types(self, timeout: float = 60) -> frozenset[str]:
         """The model_type values mlx-lm can load (its models package and its remapping)."""
-        code = ("import pkgutil, mlx_lm.models as m, mlx_lm.utils as u; "
-                "print(' '.join([n.name for n in pkgutil.iter_modules(m.__path__)] + "
-                "[k for k, v in u.MODEL_REMAPPING.items()]))")
-        result = run_cli((str(self.bin_dir / "python"),), ("-c", code), None, timeout)
-        if result.returncode != 0:
-            raise ConfigError(f"cannot ask mlx_lm for its model types: {result.stderr.strip()[-200:]}")
-        return frozenset(result.stdout.split())
+        return mlx_lm_model_types(self.bin_dir / "python", timeout)
 
     def request_model(self, model_id: str) -> str:
         return model_id
@@ -255,10 +280,94 @@ class MlxLm:
                 "--verbose", "False")
 
 
+# What a target without a command line answers when the suite asks it for its CLI's arguments.
+NO_CLI = ("cli_json", "listing", "model_card", "cli_no_stream", "cli_repetition_penalty", "cli")
+
+
+@dataclass(frozen=True)
+class MlxOpenAIServer:
+    """mlx-openai-server: `mlx-openai-server launch --model-path M --model-type lm` per model, a
+    server alone (no command line, no /v1/completions). Its venv has the text-model path only
+    (support/openai_server_venv.py), so its embeddings, multimodal and whisper model types are
+    not set up here: lacking. /health answers 503 until the model is loaded (its lifespan loads it
+    before uvicorn listens), so health is readiness; /v1/models names the model by --model-path."""
+
+    bin_dir: Path  # holds mlx-openai-server and the python it runs on
+    hf_home: Path
+    name: str = "mlx_openai_server"
+    version: str = ""
+    title: str = "mlx-openai-server"
+    lacks: frozenset[str] = frozenset({*NO_CLI, "text_completions", "embeddings", "vision", "speech"})
+    discovery: str = ("huggingface_hub.scan_cache_dir (mlx-openai-server has no listing command), "
+                      "with the suite's health, framework and capability rules")
+    startup_measures: str = ("start to GET /health answering 200: mlx-openai-server answers 503 until its "
+                             "model is loaded")
+
+    @classmethod
+    def locate(cls, path: Path | None, hf_home: Path) -> "MlxOpenAIServer":
+        """The mlx-openai-server of a venv, a bin folder or beside an executable (default: the
+        suite's cached venv, `python -m support.openai_server_venv`)."""
+        from .openai_server_venv import VENVS, VERSION
+        bin_dir = locate_bin("mlx_openai_server", path, VENVS / f"mlx-openai-server-{VERSION}",
+                             ("mlx-openai-server", "python"), "make the venv with `python -m "
+                             "support.openai_server_venv`, or point -D mlx_openai_server at one")
+        return cls(bin_dir, hf_home)
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The server's executable (the target has no command line; messages name it)."""
+        return (str(self.bin_dir / "mlx-openai-server"),)
+
+    def probe_version(self, timeout: float = 60) -> str:
+        code = "from importlib.metadata import version; print(version('mlx-openai-server'))"
+        return ask_python(self.bin_dir / "python", code, "ask for the version of mlx-openai-server", timeout)
+
+    def model_types(self, timeout: float = 60) -> frozenset[str]:
+        """The model_type values its LM path loads: mlx-lm's, as installed beside it."""
+        return mlx_lm_model_types(self.bin_dir / "python", timeout)
+
+    def request_model(self, model_id: str) -> str:
+        return model_id  # --model-path M: /v1/models lists M and requests name it
+
+    def server(self, model_id: str, log_dir: Path, startup_timeout: float) -> LocalServer:
+        args = ("launch", "--model-path", model_id, "--model-type", "lm", "--no-log-file")  # no logs/app.log in cwd
+        return LocalServer(model_id, self.command, sut_env(self.hf_home), log_dir, startup_timeout, args=args,
+                           name="mlx-openai-server launch")
+
+    def env(self, *features: str, without: tuple[str, ...] = ()) -> dict[str, str | None]:
+        if "embeddings" in features or "embeddings" in without:
+            raise NotOffered(self.name, "embeddings")
+        return {}  # its server needs no flags; pipes are a command line's (ask_args says "cli")
+
+    def kind_server(self, kind: str, model_id: str, log_dir: Path, startup_timeout: float) -> LocalServer:
+        raise NotOffered(self.name, "embeddings")
+
+    def embed_args(self, model_id: str, text: str | None, *flags: str) -> tuple[str, ...]:
+        raise NotOffered(self.name, "embeddings")
+
+    def image_flags(self, paths: list[str], chunk: int | None) -> tuple[str, ...]:
+        raise NotOffered(self.name, "vision")
+
+    def audio_flags(self, path: str, language: str | None, translate: bool) -> tuple[str, ...]:
+        raise NotOffered(self.name, "speech")
+
+    def list_args(self) -> tuple[str, ...]:
+        raise NotOffered(self.name, "listing")
+
+    def show_args(self, model_id: str) -> tuple[str, ...]:
+        raise NotOffered(self.name, "model_card")
+
+    def ask_args(self, model_id: str, prompt: str | None, sampling: dict, *flags: str) -> tuple[str, ...]:
+        raise NotOffered(self.name, "cli")
+
+
 def make_target(settings, hf_home: Path):
-    """The target of the run's settings (-D target, -D mlxk, -D mlx_lm), its version probed."""
+    """The target of the run's settings (-D target, -D mlxk, -D mlx_lm, -D mlx_openai_server), its
+    version probed."""
     assert settings.target in TARGETS, settings.target
-    if settings.target == "mlx_lm":
-        target = MlxLm.locate(settings.mlx_lm, hf_home)
+    if settings.target in ("mlx_lm", "mlx_openai_server"):
+        kind, path = (MlxLm, settings.mlx_lm) if settings.target == "mlx_lm" else \
+            (MlxOpenAIServer, settings.mlx_openai_server)
+        target = kind.locate(path, hf_home)
         return replace(target, version=target.probe_version())
     return MlxKnife(settings.mlxk, hf_home, version=parse_sut_version(check_mlxk(settings.mlxk)))

@@ -129,7 +129,7 @@ def test_no_registered_issue_absorbs_a_different_failure() -> None:
     for issue in registry.entries:
         model, scenario = _example(issue.models[0]), _example(issue.scenario or "any scenario")
         tags = sorted(issue.tags)
-        releases = RELEASES if issue.target == "mlxk" else ("0.31.3", "0.32.2")  # mlx-lm's versions
+        releases = {"mlxk": RELEASES, "mlx_lm": ("0.31.3", "0.32.2"), "mlx_openai_server": ("1.8.1",)}[issue.target]
         version = next(v for v in releases if issue.sut is None or v in issue.sut)  # historical entries too
         assert issue.matches(model, scenario, tags, version, _example(issue.messages[0]), issue.target), \
             f"{issue.id}: the example run does not match the entry itself ({model}, {scenario!r})"

@@ -10,8 +10,8 @@ import pytest
 
 from support.config import Settings
 from support.errors import ConfigError, HarnessError
-from support.targets import (FEATURES, MlxKnife, MlxLm, NotOffered, make_target, needed_features,
-                             not_offered_reason)
+from support.targets import (FEATURES, MlxKnife, MlxLm, MlxOpenAIServer, NotOffered, make_target, needed_features,
+                             not_offered_reason, require)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,3 +115,67 @@ def test_the_suites_venv_is_the_default_mlx_lm_and_its_version_is_asked():
     from importlib.metadata import version
     assert target.bin_dir == Path(sys.executable).parent and target.version == version("mlx-lm")
     assert {"llama", "qwen2", "mistral"} <= target.model_types()  # "mistral" via mlx-lm's remapping
+
+
+@pytest.fixture
+def openai_server(tmp_path) -> MlxOpenAIServer:
+    return MlxOpenAIServer.locate(fake_venv(tmp_path / "mos", "mlx-openai-server", "python"), tmp_path)
+
+
+def test_mlx_openai_server_launches_one_text_model_and_is_ready_on_health(openai_server, tmp_path):
+    server = openai_server.server("org/m", tmp_path, 5.0)
+    assert server.command == (str(openai_server.bin_dir / "mlx-openai-server"),)
+    assert server.args == ("launch", "--model-path", "org/m", "--model-type", "lm", "--no-log-file")
+    assert server.name == "mlx-openai-server launch" and server.ready_path == "/health"
+    assert server.first_answer is None  # /health answers 503 until the model is loaded
+    assert server.env["HF_HOME"] == str(tmp_path) and server.env["HF_HUB_OFFLINE"] == "1"
+    assert "503" in openai_server.startup_measures and openai_server.request_model("org/m") == "org/m"
+
+
+def test_mlx_openai_server_is_found_in_a_venv_and_its_absence_says_how_to_make_it(tmp_path):
+    venv = fake_venv(tmp_path, "mlx-openai-server", "python")
+    assert MlxOpenAIServer.locate(venv / "bin" / "mlx-openai-server", tmp_path).bin_dir == venv / "bin"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"no mlx-openai-server, python in .*python -m support.openai_server_venv"):
+        MlxOpenAIServer.locate(tmp_path / "empty", tmp_path)
+
+
+@pytest.mark.parametrize("call, feature", [
+    (lambda t: t.ask_args("m", "p", {}), "cli"),
+    (lambda t: t.ask_args("m", "-", {"temperature": 0}), "cli"),
+    (lambda t: t.list_args(), "listing"),
+    (lambda t: t.show_args("m"), "model_card"),
+    (lambda t: t.embed_args("m", "x"), "embeddings"),
+    (lambda t: t.env("embeddings"), "embeddings"),
+    (lambda t: t.kind_server("embed-serve", "m", Path("/x"), 1.0), "embeddings"),
+    (lambda t: t.image_flags(["/a.png"], None), "vision"),
+    (lambda t: t.audio_flags("/a.wav", None, False), "speech"),
+    (lambda t: require(t, "text_completions"), "text_completions"),
+])
+def test_asking_mlx_openai_server_for_what_it_lacks_is_a_harness_error_naming_the_tag(openai_server, call, feature):
+    with pytest.raises(NotOffered, match=f"tag the scenario @needs.{feature}"):
+        call(openai_server)
+    assert feature in openai_server.lacks and set(openai_server.lacks) <= set(FEATURES)
+
+
+def test_only_the_server_alone_lacks_a_command_line_and_text_completions(openai_server, mlx_lm):
+    assert {"cli", "text_completions"} <= openai_server.lacks
+    assert not {"cli", "text_completions"} & (mlx_lm.lacks | MlxKnife(("mlxk",), Path("/x")).lacks)
+    require(mlx_lm, "text_completions")  # offered: no error
+    reason = not_offered_reason(openai_server, ["needs.cli"])
+    assert reason == f"not offered by target mlx_openai_server : {FEATURES['cli']}"  # version unprobed here
+
+
+def _scenarios():
+    """(file, scenario name, its effective tags, its step texts) of every scenario in the spec."""
+    from behave.parser import parse_file
+    for path in sorted(ROOT.glob("features/**/*.feature")):
+        for scenario in parse_file(str(path)).walk_scenarios():
+            yield path.name, scenario.name, set(scenario.effective_tags), [s.name for s in scenario.steps]
+
+
+@pytest.mark.parametrize("words, feature", [("command line", "cli"), ("text completion", "text_completions")])
+def test_every_scenario_that_uses_a_feature_some_target_lacks_is_tagged_for_it(words, feature):
+    untagged = [f"{file}: {name}" for file, name, tags, steps in _scenarios()
+                if any(words in text for text in [name, *steps]) and f"needs.{feature}" not in tags]
+    assert not untagged, f"tag these @needs.{feature} (they use {FEATURES[feature]}): {untagged}"

@@ -36,7 +36,7 @@ Feature: The OpenAI-compatible server answers every model correctly
     Examples: every chat model of the portfolio
       | model |
 
-  @portfolio.text @allure.issue:20
+  @portfolio.text @needs.text_completions @allure.issue:20
   Scenario Outline: A text completion from <model> is a complete text completion
     Given a server for the portfolio model "<model>"
     When I ask for a text completion to the model's first prompt
@@ -46,7 +46,7 @@ Feature: The OpenAI-compatible server answers every model correctly
     Examples: every text model of the portfolio (chat and base models)
       | model |
 
-  @portfolio.text @streaming @allure.issue:20
+  @portfolio.text @streaming @needs.text_completions @allure.issue:20
   Scenario Outline: A streamed text completion from <model> is a well-formed event stream
     Given a server for the portfolio model "<model>"
     When I ask for a streamed text completion to the model's first prompt
