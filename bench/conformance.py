@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.conformance --targets mlx_lm --mlx-lm /path/to/venv   (another mlx-lm)
     .venv/bin/python -m bench.conformance --mlx-lm-version 0.32.2   (one more column: that mlx-lm)
     .venv/bin/python -m bench.conformance --no-newest --jobs 1 -- -D include=mlx-e2e-demo/qwen-style
+    .venv/bin/python -m bench.conformance --targets mlxk,mlx_lm,mlx_openai_server   (its venv made once)
 
 The columns: mlxk and mlx_lm from the suite's venv, then every ``--mlx-lm VENV`` and
 ``--mlx-lm-version V``, then the newest mlx-lm on the package index (asked with ``pip index
@@ -38,7 +39,9 @@ from importlib import metadata
 from pathlib import Path
 
 from bench import conformance_allure, conformance_page, conformance_table
+from support.errors import HarnessError
 from support.known_issues import load as load_registry
+from support.openai_server_venv import mlx_openai_server_venv
 from support.paths import REGISTRY, ROOT
 from support.verdict import judge, read as read_verdict
 
@@ -164,13 +167,25 @@ def versioned_column(version: str, why: str) -> tuple[tuple[str, str, list[str]]
     return (f"mlx_lm-{venv.name}", "mlx_lm", ["-D", f"mlx_lm={venv}"]), None
 
 
+def target_column(target: str) -> tuple[tuple[str, str, list[str]] | None, str | None]:
+    """A target's column; mlx-openai-server's runs from its cached venv (made on first use), or None and why not."""
+    if target != "mlx_openai_server":
+        return (target, target, []), None
+    try:
+        venv = mlx_openai_server_venv(log=say)
+    except HarnessError as e:
+        return None, f"mlx_openai_server: its venv could not be made ({str(e).splitlines()[0]})"
+    return (target, target, ["-D", f"mlx_openai_server={venv}"]), None
+
+
 def plan(targets: list[str], venvs: list[str], versions: list[str], newest: bool,
          find_newest=newest_mlx_lm, make_column=versioned_column) -> tuple[list[tuple[str, str, list[str]]], list[str]]:
     """The columns to run ``(label, target, behave arguments)`` and the not-measured lines."""
-    columns = [(t, t, []) for t in targets]
+    found = [target_column(t) for t in targets]
+    columns = [column for column, _ in found if column is not None]
     columns += [(f"mlx_lm-{Path(v).name}", "mlx_lm", ["-D", f"mlx_lm={v}"]) for v in venvs]
     wanted = [(v, "--mlx-lm-version") for v in versions]
-    missing: list[str] = []
+    missing: list[str] = [line for _, line in found if line is not None]
     if newest:
         latest, why = find_newest()
         suite = metadata.version("mlx-lm")
@@ -191,7 +206,7 @@ def plan(targets: list[str], venvs: list[str], versions: list[str], newest: bool
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default="mlxk,mlx_lm", help="comma-separated targets (default: both)")
+    parser.add_argument("--targets", default="mlxk,mlx_lm", help="comma-separated targets (default: mlxk,mlx_lm; also: mlx_openai_server)")
     parser.add_argument("--mlx-lm", action="append", default=[], metavar="VENV",
                         help="one more mlx_lm column, from this venv (repeatable)")
     parser.add_argument("--mlx-lm-version", action="append", default=[], metavar="V",
