@@ -25,6 +25,7 @@ from pathlib import Path
 from .cli_runner import run_cli, sut_env
 from .config import TARGETS, check_mlxk, parse_sut_version
 from .errors import ConfigError, HarnessError
+from .openai_server_venv import VENVS as OPENAI_SERVER_VENVS, VERSION as OPENAI_SERVER_VERSION
 from .server_process import LocalServer
 
 EMBED_SERVE = "embed-serve"  # server kinds of the pool (support/server_pool.py) besides "serve"
@@ -186,12 +187,44 @@ def locate_bin(option: str, path: Path | None, default: Path, needed: tuple[str,
     return bin_dir
 
 
+class TextOnly:
+    """The members of a target without embeddings, vision, speech, a listing or a model card: each
+    raises NotOffered (a harness error naming the missing @needs tag). Its server and command line
+    need no feature flags."""
+
+    name: str
+
+    def env(self, *features: str, without: tuple[str, ...] = ()) -> dict[str, str | None]:
+        """No feature flags: pipes (a prompt on stdin) need none; embeddings are not offered."""
+        if "embeddings" in features or "embeddings" in without:
+            raise NotOffered(self.name, "embeddings")
+        return {}
+
+    def kind_server(self, kind: str, model_id: str, log_dir: Path, startup_timeout: float) -> LocalServer:
+        raise NotOffered(self.name, "embeddings")
+
+    def embed_args(self, model_id: str, text: str | None, *flags: str) -> tuple[str, ...]:
+        raise NotOffered(self.name, "embeddings")
+
+    def image_flags(self, paths: list[str], chunk: int | None) -> tuple[str, ...]:
+        raise NotOffered(self.name, "vision")
+
+    def audio_flags(self, path: str, language: str | None, translate: bool) -> tuple[str, ...]:
+        raise NotOffered(self.name, "speech")
+
+    def list_args(self) -> tuple[str, ...]:
+        raise NotOffered(self.name, "listing")
+
+    def show_args(self, model_id: str) -> tuple[str, ...]:
+        raise NotOffered(self.name, "model_card")
+
+
 # mlx_lm.server answers /health before its model is loaded: readiness is a first real answer.
 FIRST_ANSWER_PROMPT = "Hello"
 
 
 @dataclass(frozen=True)
-class MlxLm:
+class MlxLm(TextOnly):
     """mlx-lm: `mlx_lm.server --model M` per model, `mlx_lm.generate --model M --prompt P` on the
     command line (`--verbose False`: the answer alone, then a newline)."""
 
@@ -210,7 +243,8 @@ class MlxLm:
     @classmethod
     def locate(cls, path: Path | None, hf_home: Path) -> "MlxLm":
         """The mlx-lm of a venv, a bin folder or beside an executable (default: the suite's venv)."""
-        bin_dir = locate_bin("mlx_lm", path, Path(sys.executable).parent, ("mlx_lm.server", "mlx_lm.generate", "python"),
+        bin_dir = locate_bin("mlx_lm", path, Path(sys.executable).parent,
+                             ("mlx_lm.server", "mlx_lm.generate", "python"),
                              "point -D mlx_lm at a venv (or its bin folder) with mlx-lm installed")
         return cls(bin_dir, hf_home)
 
@@ -237,30 +271,6 @@ class MlxLm:
         return LocalServer(model_id, (str(self.bin_dir / "mlx_lm.server"),), sut_env(self.hf_home), log_dir,
                            startup_timeout, args=("--model", model_id), name="mlx_lm.server", first_answer=first)
 
-    def env(self, *features: str, without: tuple[str, ...] = ()) -> dict[str, str | None]:
-        """No feature flags: pipes (`--prompt -`) need none; embeddings are not offered."""
-        if "embeddings" in features or "embeddings" in without:
-            raise NotOffered(self.name, "embeddings")
-        return {}
-
-    def kind_server(self, kind: str, model_id: str, log_dir: Path, startup_timeout: float) -> LocalServer:
-        raise NotOffered(self.name, "embeddings")
-
-    def embed_args(self, model_id: str, text: str | None, *flags: str) -> tuple[str, ...]:
-        raise NotOffered(self.name, "embeddings")
-
-    def image_flags(self, paths: list[str], chunk: int | None) -> tuple[str, ...]:
-        raise NotOffered(self.name, "vision")
-
-    def audio_flags(self, path: str, language: str | None, translate: bool) -> tuple[str, ...]:
-        raise NotOffered(self.name, "speech")
-
-    def list_args(self) -> tuple[str, ...]:
-        raise NotOffered(self.name, "listing")
-
-    def show_args(self, model_id: str) -> tuple[str, ...]:
-        raise NotOffered(self.name, "model_card")
-
     def ask_args(self, model_id: str, prompt: str | None, sampling: dict, *flags: str) -> tuple[str, ...]:
         """`mlx_lm.generate` arguments; None: no --prompt (mlx-lm then uses its default prompt)."""
         for flag, feature in (("--json", "cli_json"), ("--no-stream", "cli_no_stream")):
@@ -285,7 +295,7 @@ NO_CLI = ("cli_json", "listing", "model_card", "cli_no_stream", "cli_repetition_
 
 
 @dataclass(frozen=True)
-class MlxOpenAIServer:
+class MlxOpenAIServer(TextOnly):
     """mlx-openai-server: `mlx-openai-server launch --model-path M --model-type lm` per model, a
     server alone (no command line, no /v1/completions). Its venv has the text-model path only
     (support/openai_server_venv.py), so its embeddings, multimodal and whisper model types are
@@ -307,8 +317,8 @@ class MlxOpenAIServer:
     def locate(cls, path: Path | None, hf_home: Path) -> "MlxOpenAIServer":
         """The mlx-openai-server of a venv, a bin folder or beside an executable (default: the
         suite's cached venv, `python -m support.openai_server_venv`)."""
-        from .openai_server_venv import VENVS, VERSION
-        bin_dir = locate_bin("mlx_openai_server", path, VENVS / f"mlx-openai-server-{VERSION}",
+        default = OPENAI_SERVER_VENVS / f"mlx-openai-server-{OPENAI_SERVER_VERSION}"
+        bin_dir = locate_bin("mlx_openai_server", path, default,
                              ("mlx-openai-server", "python"), "make the venv with `python -m "
                              "support.openai_server_venv`, or point -D mlx_openai_server at one")
         return cls(bin_dir, hf_home)
@@ -333,29 +343,6 @@ class MlxOpenAIServer:
         args = ("launch", "--model-path", model_id, "--model-type", "lm", "--no-log-file")  # no logs/app.log in cwd
         return LocalServer(model_id, self.command, sut_env(self.hf_home), log_dir, startup_timeout, args=args,
                            name="mlx-openai-server launch")
-
-    def env(self, *features: str, without: tuple[str, ...] = ()) -> dict[str, str | None]:
-        if "embeddings" in features or "embeddings" in without:
-            raise NotOffered(self.name, "embeddings")
-        return {}  # its server needs no flags; pipes are a command line's (ask_args says "cli")
-
-    def kind_server(self, kind: str, model_id: str, log_dir: Path, startup_timeout: float) -> LocalServer:
-        raise NotOffered(self.name, "embeddings")
-
-    def embed_args(self, model_id: str, text: str | None, *flags: str) -> tuple[str, ...]:
-        raise NotOffered(self.name, "embeddings")
-
-    def image_flags(self, paths: list[str], chunk: int | None) -> tuple[str, ...]:
-        raise NotOffered(self.name, "vision")
-
-    def audio_flags(self, path: str, language: str | None, translate: bool) -> tuple[str, ...]:
-        raise NotOffered(self.name, "speech")
-
-    def list_args(self) -> tuple[str, ...]:
-        raise NotOffered(self.name, "listing")
-
-    def show_args(self, model_id: str) -> tuple[str, ...]:
-        raise NotOffered(self.name, "model_card")
 
     def ask_args(self, model_id: str, prompt: str | None, sampling: dict, *flags: str) -> tuple[str, ...]:
         raise NotOffered(self.name, "cli")

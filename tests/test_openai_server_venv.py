@@ -12,7 +12,8 @@ from support.errors import HarnessError
 
 # mlx-openai-server 1.8.1's Requires-Dist (its wheel's METADATA), and what it implies for torch.
 DECLARED = {
-    "click": "<8.4,>=8.2.1", "dill": "<0.5,>=0.4", "fastapi": "<0.130,>=0.115.14", "loguru": "<0.8,>=0.7.3",
+    "click": "<8.4,>=8.2.1", "dill": "<0.5,>=0.4", "fastapi": "<0.130,>=0.115.14",
+    "loguru": "<0.8,>=0.7.3",
     "numpy": "<2.4,>=2.2.0", "openai": "<3,>=2.21", "openai-harmony": "<0.1,>=0.0.8", "outlines": "<1.2,>=1.1.1",
     "pillow": "<13.0,>=12.1.1", "python-multipart": "<0.0.25,>=0.0.20", "rich": "<15,>=14",
     "uvicorn": "<0.40,>=0.35.0", "xxhash": "<4,>=3.6",

@@ -64,22 +64,34 @@ def test_mlx_lm_generate_arguments(mlx_lm):
     assert mlx_lm.command == (str(mlx_lm.bin_dir / "mlx_lm.generate"),) and mlx_lm.env("pipes") == {}
 
 
-@pytest.mark.parametrize("call, feature", [
-    (lambda t: t.ask_args("m", "p", {}, "--json"), "cli_json"),
-    (lambda t: t.ask_args("m", "p", {}, "--no-stream"), "cli_no_stream"),
-    (lambda t: t.ask_args("m", "p", {"repetition_penalty": 1.1}), "cli_repetition_penalty"),
+# What neither mlx_lm nor mlx_openai_server offers (support/targets.py TextOnly).
+TEXT_ONLY_LACKS = [
     (lambda t: t.list_args(), "listing"),
     (lambda t: t.show_args("m"), "model_card"),
     (lambda t: t.embed_args("m", "x"), "embeddings"),
     (lambda t: t.env("embeddings"), "embeddings"),
     (lambda t: t.kind_server("embed-serve", "m", Path("/x"), 1.0), "embeddings"),
     (lambda t: t.image_flags(["/a.png"], None), "vision"),
-])
-def test_asking_mlx_lm_for_what_it_lacks_is_a_harness_error_naming_the_tag(mlx_lm, call, feature):
+    (lambda t: t.audio_flags("/a.wav", None, False), "speech"),
+]
+LACKS = [("mlx_lm", call, feature) for call, feature in [
+    (lambda t: t.ask_args("m", "p", {}, "--json"), "cli_json"),
+    (lambda t: t.ask_args("m", "p", {}, "--no-stream"), "cli_no_stream"),
+    (lambda t: t.ask_args("m", "p", {"repetition_penalty": 1.1}), "cli_repetition_penalty"),
+    *TEXT_ONLY_LACKS]] + [("openai_server", call, feature) for call, feature in [
+    (lambda t: t.ask_args("m", "p", {}), "cli"),
+    (lambda t: t.ask_args("m", "-", {"temperature": 0}), "cli"),
+    (lambda t: require(t, "text_completions"), "text_completions"),
+    *TEXT_ONLY_LACKS]]
+
+
+@pytest.mark.parametrize("target, call, feature", LACKS)
+def test_asking_a_target_for_what_it_lacks_is_a_harness_error_naming_the_tag(request, target, call, feature):
+    target = request.getfixturevalue(target)
     with pytest.raises(NotOffered, match=f"tag the scenario @needs.{feature}") as raised:
-        call(mlx_lm)
+        call(target)
     assert isinstance(raised.value, HarnessError) and not isinstance(raised.value, AssertionError)
-    assert feature in mlx_lm.lacks
+    assert feature in target.lacks and set(target.lacks) <= set(FEATURES)
 
 
 def test_mlxk_lacks_nothing_and_spells_its_listing():
@@ -138,24 +150,6 @@ def test_mlx_openai_server_is_found_in_a_venv_and_its_absence_says_how_to_make_i
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"no mlx-openai-server, python in .*python -m support.openai_server_venv"):
         MlxOpenAIServer.locate(tmp_path / "empty", tmp_path)
-
-
-@pytest.mark.parametrize("call, feature", [
-    (lambda t: t.ask_args("m", "p", {}), "cli"),
-    (lambda t: t.ask_args("m", "-", {"temperature": 0}), "cli"),
-    (lambda t: t.list_args(), "listing"),
-    (lambda t: t.show_args("m"), "model_card"),
-    (lambda t: t.embed_args("m", "x"), "embeddings"),
-    (lambda t: t.env("embeddings"), "embeddings"),
-    (lambda t: t.kind_server("embed-serve", "m", Path("/x"), 1.0), "embeddings"),
-    (lambda t: t.image_flags(["/a.png"], None), "vision"),
-    (lambda t: t.audio_flags("/a.wav", None, False), "speech"),
-    (lambda t: require(t, "text_completions"), "text_completions"),
-])
-def test_asking_mlx_openai_server_for_what_it_lacks_is_a_harness_error_naming_the_tag(openai_server, call, feature):
-    with pytest.raises(NotOffered, match=f"tag the scenario @needs.{feature}"):
-        call(openai_server)
-    assert feature in openai_server.lacks and set(openai_server.lacks) <= set(FEATURES)
 
 
 def test_only_the_server_alone_lacks_a_command_line_and_text_completions(openai_server, mlx_lm):
