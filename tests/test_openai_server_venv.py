@@ -18,7 +18,8 @@ DECLARED = {
     "pillow": "<13.0,>=12.1.1", "python-multipart": "<0.0.25,>=0.0.20", "rich": "<15,>=14",
     "uvicorn": "<0.40,>=0.35.0", "xxhash": "<4,>=3.6",
     "torch": ">=2.8,<2.15",  # torchvision>=0.23,<0.30 pairs with torch 2.8 ... 2.14
-    "outlines_core": "==0.1.26", "starlette": "<1.0.0,>=0.40.0", "mpmath": "<1.4,>=1.1.0",  # outlines', fastapi's, sympy's
+    # what outlines 1.1.1, fastapi 0.129.2 and sympy 1.14.0 declare
+    "outlines_core": "==0.1.26", "starlette": "<1.0.0,>=0.40.0", "mpmath": "<1.4,>=1.1.0",
 }
 
 
