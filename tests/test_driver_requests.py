@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from support.driver import Api, Sut
+from support.targets import NotOffered
 
 
 class Sent(Exception):
@@ -32,7 +33,6 @@ def test_questions_name_the_model_as_the_target_does(api, stream):
 
 
 def test_a_text_completion_on_a_target_without_them_is_refused_before_anything_is_sent():
-    from support.targets import NotOffered
     target = SimpleNamespace(name="server_only", request_model=str, lacks=frozenset({"text_completions"}))
     sut = Sut(SimpleNamespace(target=target), model="org/cached-model", client=Client())
     with pytest.raises(NotOffered, match="tag the scenario @needs.text_completions"):
