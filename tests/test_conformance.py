@@ -322,3 +322,18 @@ def test_allure_3_shows_each_scenario_once_per_target_and_without_the_parameter_
     conformance_allure.generate(tmp_path / "report-results", tmp_path / "control")
     control = json.loads((tmp_path / "control" / "summary.json").read_text())
     assert control["stats"]["total"] == 2 and len(control["retryTests"]) == 1, control
+
+
+def test_mlx_openai_server_is_a_column_from_its_cached_venv_or_a_line_saying_why_not(monkeypatch, tmp_path):
+    monkeypatch.setattr(conformance, "mlx_openai_server_venv", lambda log: tmp_path / "venv")
+    columns, missing = conformance.plan(["mlxk", "mlx_openai_server"], [], [], False, make_column=made)
+    assert columns == [("mlxk", "mlxk", []),
+                       ("mlx_openai_server", "mlx_openai_server", ["-D", f"mlx_openai_server={tmp_path / 'venv'}"])]
+    assert missing == []
+
+    def fails(log):
+        raise conformance.HarnessError("pip install --no-deps ...: exit 1\nERROR: no network")
+    monkeypatch.setattr(conformance, "mlx_openai_server_venv", fails)
+    columns, missing = conformance.plan(["mlxk", "mlx_openai_server"], [], [], False, make_column=made)
+    assert [c[0] for c in columns] == ["mlxk"]
+    assert missing == ["mlx_openai_server: its venv could not be made (pip install --no-deps ...: exit 1)"]
