@@ -154,20 +154,34 @@ class LoadRun:
         k = min(3, len(samples) // 2)
         return int(statistics.median(samples[-k:]) - statistics.median(samples[:k]))
 
-    def slowdown(self) -> tuple[float, float] | None:
-        """(fitted relative latency at the first and at the last request): each request's
-        latency divided by the median of its own request kind and prompt, with a Theil-Sen line over
-        the request order (robust to outliers). None with fewer than six requests to fit."""
+    def _fastest(self) -> dict[tuple, float]:
+        """The fastest answer of each request kind and prompt answered more than once (hang-ups aside)."""
         by_key: dict[tuple, list[float]] = {}
         for o in self.answered:
-            by_key.setdefault(o.job.key, []).append(o.exchange.seconds)
-        points = [(o.number, o.exchange.seconds / statistics.median(by_key[o.job.key])) for o in self.answered
-                  if o.job.kind != "hang-up" and statistics.median(by_key[o.job.key]) > 0]
+            if o.job.kind != "hang-up":
+                by_key.setdefault(o.job.key, []).append(o.exchange.seconds)
+        return {key: min(times) for key, times in by_key.items() if len(times) > 1 and min(times) > 0}
+
+    def slowdown(self) -> tuple[float, float] | None:
+        """(fitted relative latency at the first and at the last request): each request's latency
+        divided by the fastest answer of its own request kind and prompt, with a Theil-Sen line over
+        the request order (robust to outliers). A kind and prompt answered once says nothing of a
+        trend and is left out (on a loaded machine few requests fit in the run's time, and a lone
+        answer divided by itself would flatten the line). Relative latencies are >= 1 by construction,
+        so the line's start is taken as at least 1. None with fewer than six requests to fit."""
+        fastest = self._fastest()
+        points = [(o.number, o.exchange.seconds / fastest[o.job.key]) for o in self.answered if o.job.key in fastest
+                  and o.job.kind != "hang-up"]
         if len(points) < 6 or len({n for n, _ in points}) < 2:
             return None
         xs, ys = zip(*points)
         slope, intercept, _, _ = stats.theilslopes(ys, xs)
-        return float(intercept + slope * min(xs)), float(intercept + slope * max(xs))
+        return max(1.0, float(intercept + slope * min(xs))), float(intercept + slope * max(xs))
+
+    def baseline_seconds(self) -> float:
+        """The median of the fastest answers per kind and prompt: what one relative unit is in seconds."""
+        fastest = self._fastest()
+        return statistics.median(fastest.values()) if fastest else 0.0
 
     def summary(self) -> dict:
         """The figures metrics.json keeps of the run (seconds, bytes as MiB)."""
@@ -296,11 +310,11 @@ def steady_problems(load: LoadRun, bounds: Bounds) -> list[str]:
                      f"warm-up ({load.warmup} requests), it grew {growth / MiB:.1f} MiB over "
                      f"{len(load.outcomes) - load.warmup} requests (series attached: RSS samples)")
     trend = load.slowdown()
-    pace = statistics.median(load.latencies()) if load.latencies() else 0.0
-    if (trend is not None and trend[0] > 0 and trend[1] > bounds.slowdown_factor * trend[0]
+    pace = load.baseline_seconds()
+    if (trend is not None and trend[1] > bounds.slowdown_factor * trend[0]
             and (trend[1] - trend[0]) * pace > SLOWDOWN_MIN_S):
         found.append(f"expected the server to keep its pace, at most {bounds.slowdown_factor:g}x slower from the "
-                     f"first to the last request; the fitted latency (relative to each request's median) went "
+                     f"first to the last request; the fitted latency (relative to the fastest answer of each request's kind) went "
                      f"from {trend[0]:.2f} to {trend[1]:.2f}, {trend[1] / trend[0]:.1f}x, about "
                      f"{(trend[1] - trend[0]) * pace:.1f} s more per request (series attached)")
     return found

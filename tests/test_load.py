@@ -138,3 +138,18 @@ def test_the_run_stops_when_the_server_is_gone():
                    send_one=refused)
     assert run.stopped_by == "server gone" and len(run.outcomes) <= 3 and run.seconds < 1.0
     assert "connection failed" in load.answer_problems(run)[0]
+
+
+def test_a_slowdown_is_seen_when_a_loaded_machine_fits_few_requests_of_each_kind():
+    """The series of a CI run on a loaded machine (slower-per-request fault: +0.5 s a request after
+    the 6th): 13 requests in 8 s, most kinds and prompts answered once or twice."""
+    series = [(0, "chat", "a", 0.120), (1, "chat streamed", "a", 0.113), (2, "chat", "b", 0.085),
+              (3, "chat streamed", "b", 0.101), (4, "chat", "a", 0.567), (5, "chat streamed", "a", 0.087),
+              (6, "chat with a stop string", "a", 1.587), (7, "text completion", "c", 1.079),
+              (8, "hang-up", "a", 2.063), (9, "chat", "b", 2.564), (10, "chat streamed", "b", 3.139),
+              (11, "chat", "a", 3.598), (12, "chat streamed", "a", 4.045)]
+    run = LoadRun([outcome(n, s, kind=k, prompt=p) for n, k, p, s in series], [], 8.0, 3, 3)
+    [problem] = load.steady_problems(run, Bounds(64, 3))
+    assert "keep its pace, at most 3x slower" in problem
+    steady = LoadRun([outcome(n, s if n < 6 else 0.1, kind=k, prompt=p) for n, k, p, s in series], [], 8.0, 3, 3)
+    assert load.steady_problems(steady, Bounds(64, 3)) == []
