@@ -41,11 +41,10 @@ from pathlib import Path
 from bench import conformance_allure, conformance_page, conformance_table
 from support.errors import HarnessError
 from support.known_issues import load as load_registry
-from support.openai_server_venv import mlx_openai_server_venv
+from support.openai_server_venv import VENVS, mlx_openai_server_venv, overlay_venv
 from support.paths import REGISTRY, ROOT
 from support.verdict import judge, read as read_verdict
 
-VENVS = ROOT / ".cache" / "venvs"
 REPORTS = ROOT / "reports"
 RUNS = REPORTS / "conformance"
 OUT, PAGE = REPORTS / "conformance.md", REPORTS / "conformance.html"
@@ -145,15 +144,9 @@ def newest_mlx_lm(timeout: float = INDEX_TIMEOUT_S) -> tuple[str | None, str]:
 def mlx_lm_venv(version: str) -> Path:
     """.cache/venvs/mlx-lm-VERSION with mlx-lm==VERSION over the suite venv's packages (made once)."""
     venv = VENVS / f"mlx-lm-{version}"
-    python = venv / "bin" / "python"
     if (venv / "bin" / "mlx_lm.server").exists():
         return venv
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True, timeout=60).stdout.strip()
-    suite_site = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                check=True, capture_output=True, text=True, timeout=60).stdout.strip()
-    Path(site, "suite-venv.pth").write_text(suite_site + "\n")
+    python = overlay_venv(venv)
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"mlx-lm=={version}"], check=True, timeout=1200)
     return venv
 
@@ -162,7 +155,7 @@ def versioned_column(version: str, why: str) -> tuple[tuple[str, str, list[str]]
     """The column of mlx-lm==version in its cached venv, or None and the line saying why it was not measured."""
     try:
         venv = mlx_lm_venv(version)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+    except (HarnessError, subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
         return None, f"mlx_lm {version} ({why}): its venv {VENVS / f'mlx-lm-{version}'} could not be made ({e})"
     return (f"mlx_lm-{venv.name}", "mlx_lm", ["-D", f"mlx_lm={venv}"]), None
 
