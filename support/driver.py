@@ -424,9 +424,10 @@ class Sut:
         target = self.suite.target
         self.no_prompt_pace = self.run_cli(*target.ask_args(self.model, "Say hello.", {"max_tokens": 1}),
                                            loads=self.model)
-        if self.no_prompt_pace.returncode != 0 or self.no_prompt_pace.timed_out:
-            raise HarnessError("cannot measure the command line's pace: a one-token answer failed "
-                               f"(exit {self.no_prompt_pace.returncode}):\n{self.no_prompt_pace.describe()}")
+        pace = self.no_prompt_pace  # a command line that cannot answer one token is the product's failure
+        that(pace.returncode == 0 and not pace.timed_out,
+             f"expected a one-token answer on the command line (the pace the run without a prompt is timed "
+             f"against), got exit {pace.returncode}" + (" and a timeout" if pace.timed_out else ""), pace.describe())
         return self.run_cli(*target.ask_args(self.model, None, {}), loads=self.model,
                             timeout=self.no_prompt_pace.seconds + NO_PROMPT_SLACK)
 
